@@ -1,0 +1,92 @@
+// Playwright runs Baton's browser tests in Debian's Chromium against the RELEASE server
+// (a release wasm can build cleanly and still fail to hydrate, so that is what we test).
+//
+//   cargo leptos build --release        # from the repo root, builds target/release/baton-server
+//   cd end2end && npx playwright test   # starts that binary on port 3100 and runs tests/
+//
+// Environment knobs (all optional):
+//   BATON_E2E_PORT        port for the server under test (default 3100, so it does not
+//                         collide with `cargo leptos watch` on 3000)
+//   BATON_E2E_ACCESS_TTL  access-token lifetime in seconds given to the server (default 4)
+//   BATON_E2E_SERVER      server binary, relative to the repo root
+//                         (default ./target/release/baton-server)
+//   CHROMIUM_PATH         browser executable (default /usr/bin/chromium)
+import { defineConfig } from '@playwright/test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Port of the server under test. */
+export const PORT = Number(process.env.BATON_E2E_PORT || 3100);
+
+/**
+ * Access-token lifetime (seconds) of the server under test: short, so tests can watch
+ * an access token expire and the app refresh it. The one place to change it.
+ */
+export const ACCESS_TTL_SECONDS = Number(process.env.BATON_E2E_ACCESS_TTL || 4);
+
+export const BASE_URL = `http://127.0.0.1:${PORT}`;
+
+const repoRoot = path.resolve(__dirname, '..');
+
+// A fresh data directory per run (the server keeps its SQLite database and development
+// keys there). Playwright evaluates this file again in every worker; the environment
+// variable makes them all agree on the runner's directory. tests/global-teardown.ts
+// deletes it.
+process.env.BATON_E2E_DATA_DIR ||= fs.mkdtempSync(path.join(os.tmpdir(), 'baton-e2e-'));
+const dataDir = process.env.BATON_E2E_DATA_DIR;
+
+export default defineConfig({
+  testDir: './tests',
+  globalTeardown: './tests/global-teardown.ts',
+  timeout: 30_000,
+  expect: { timeout: 5_000 },
+  fullyParallel: false,
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  workers: 2,
+  // 'list' prints one line per test and ends with Playwright's "N passed" summary;
+  // summary-reporter.ts then prints the same counts as one plain "N passed, N failed"
+  // line, the format CI reads, so that stays the last line of `scripts/test`.
+  reporter: [['list'], ['./summary-reporter.ts']],
+  use: {
+    baseURL: BASE_URL,
+    headless: true,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      // This machine has no general internet: without the networking flags Chromium
+      // keeps trying to reach Google's services. --no-sandbox because tests run as root.
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    },
+  },
+  projects: [{ name: 'chromium', use: { browserName: 'chromium' } }],
+  webServer: {
+    command: process.env.BATON_E2E_SERVER || './target/release/baton-server',
+    cwd: repoRoot, // the server finds target/site relative to it
+    url: `${BASE_URL}/api/health`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: {
+      BATON_DATA_DIR: dataDir,
+      BATON_ENV: 'development',
+      BATON_ACCESS_TTL: String(ACCESS_TTL_SECONDS),
+      LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
+      LEPTOS_SITE_ROOT: 'target/site',
+      LEPTOS_SITE_PKG_DIR: 'pkg',
+      LEPTOS_OUTPUT_NAME: 'baton',
+      LEPTOS_ENV: 'PROD',
+      RUST_LOG: 'info',
+    },
+  },
+});

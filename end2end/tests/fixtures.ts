@@ -1,0 +1,83 @@
+// Shared helpers for Baton's browser tests. Import `test` and `expect` from here, not
+// from '@playwright/test', so every test gets the checks below.
+//
+//   import { test, expect, gotoHydrated } from './fixtures';
+//
+// - Every test fails if the page logs a console error or throws an uncaught exception
+//   (a panic in the wasm shows up as both). A test that expects some, e.g. the browser's
+//   own "Failed to load resource: ... 401" line, lists patterns for them:
+//     test.use({ allowedConsoleErrors: [/status of 401/] });
+// - `gotoHydrated(page, path)` loads a page and waits until the wasm has hydrated it, so
+//   clicks reach Leptos' event handlers rather than the inert server-rendered HTML.
+import { test as base, expect, type Page } from '@playwright/test';
+
+export { expect };
+
+/** One console error or uncaught page error seen during a test. */
+export type PageProblem = { kind: 'console' | 'pageerror'; text: string; url: string };
+
+type Fixtures = {
+  /** Console errors that the test expects; anything else fails it. */
+  allowedConsoleErrors: RegExp[];
+  /** Console errors and page errors collected so far (checked after the test). */
+  pageProblems: PageProblem[];
+};
+
+export const test = base.extend<Fixtures>({
+  allowedConsoleErrors: [[], { option: true }],
+
+  pageProblems: [
+    async ({ page, allowedConsoleErrors }, use, testInfo) => {
+      const problems: PageProblem[] = [];
+      page.on('console', (msg) => {
+        if (msg.type() !== 'error') return;
+        const text = msg.text();
+        if (allowedConsoleErrors.some((re) => re.test(text))) return;
+        problems.push({ kind: 'console', text, url: msg.location().url });
+      });
+      page.on('pageerror', (err) => {
+        problems.push({ kind: 'pageerror', text: `${err.name}: ${err.message}`, url: page.url() });
+      });
+      await use(problems);
+      if (problems.length > 0) {
+        await testInfo.attach('page-problems.json', {
+          body: JSON.stringify(problems, null, 2),
+          contentType: 'application/json',
+        });
+      }
+      expect(problems, 'console errors or uncaught page errors').toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+
+declare global {
+  interface Window {
+    /** Set to true by the wasm entry point once hydrate() has finished. */
+    __baton_hydrated?: boolean;
+  }
+}
+
+/**
+ * Waits until the wasm has hydrated the page.
+ *
+ * The exact signal is `window.__baton_hydrated === true`, set at the end of `hydrate()`
+ * in crates/frontend. Until the app sets it, this waits for the network to go quiet
+ * (the wasm has been fetched; instantiating and hydrating it then take milliseconds),
+ * and callers must still check that an interaction took effect (see hydration.spec.ts):
+ * this alone does not prove hydration.
+ */
+export async function waitForHydration(page: Page, timeout = 15_000): Promise<void> {
+  await page.waitForLoadState('networkidle', { timeout });
+  const hasSignal = await page.evaluate(() => '__baton_hydrated' in window);
+  if (hasSignal) {
+    await page.waitForFunction(() => window.__baton_hydrated === true, null, { timeout });
+  }
+}
+
+/** Loads `path` and waits for hydration (see `waitForHydration`). */
+export async function gotoHydrated(page: Page, path: string): Promise<void> {
+  const response = await page.goto(path);
+  expect(response?.status(), `GET ${path}`).toBe(200);
+  await waitForHydration(page);
+}
