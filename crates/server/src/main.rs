@@ -1,28 +1,36 @@
-use axum::{routing::get, Json, Router};
-use baton_app::{shell, App};
-use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use baton_server::cli::{self, Cli, Command};
+use baton_server::config::LogFormat;
+use baton_server::Application;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt::init();
-    let conf = get_configuration(None)?;
-    let leptos_options = conf.leptos_options;
-    let addr = leptos_options.site_addr;
-    let routes = generate_route_list(App);
-    let app = Router::new()
-        .route(
-            "/api/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .leptos_routes(&leptos_options, routes, {
-            let o = leptos_options.clone();
-            move || shell(o.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(leptos_options);
-    tracing::info!("listening on http://{addr}");
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app).await?;
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match cli.config.log_format {
+        LogFormat::Json => subscriber.json().init(),
+        LogFormat::Pretty => subscriber.init(),
+    }
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(cli.config).await,
+        Some(command) => cli::run(cli.config, command).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: baton_server::config::Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    app.run_until_stopped().await?;
     Ok(())
 }

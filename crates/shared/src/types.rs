@@ -186,7 +186,7 @@ impl LoginRequest {
 }
 
 /// Longest refresh token the server looks at; anything longer is not one of ours.
-pub const REFRESH_TOKEN_MAX_LEN: usize = 256;
+pub const REFRESH_TOKEN_MAX_LEN: usize = 4096;
 
 fn check_refresh_token(token: &str) -> Result<(), &'static str> {
     if token.is_empty() {

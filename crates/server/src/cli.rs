@@ -1,0 +1,221 @@
+//! Operator commands of the server binary.
+
+use std::io::Read;
+
+use anyhow::{bail, Context};
+use baton_shared::{Password, Username};
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::keys::MasterKey;
+use crate::store::sessions::RevokeReason;
+use crate::store::{self, now_ms};
+use crate::AppState;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton-server",
+    version,
+    about = "Baton: dual-token login server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and end a user's sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Manage access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Delete expired refresh tokens, sessions and superseded keys now.
+    Purge,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List a user's live sessions.
+    List {
+        #[arg(long)]
+        username: String,
+    },
+    /// End one session of a user, or all of them.
+    Revoke {
+        #[arg(long)]
+        username: String,
+        /// The session to end; all of the user's sessions when absent.
+        #[arg(long)]
+        session: Option<Uuid>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys and their state.
+    List,
+    /// Create a new signing key. It is published at once and signs after
+    /// BATON_KEY_ACTIVATION_DELAY seconds; the old key verifies until its tokens expire.
+    Rotate,
+    /// Print a new random master key (base64) for BATON_MASTER_KEY.
+    GenerateMaster,
+}
+
+async fn user_by_name(state: &AppState, username: &str) -> anyhow::Result<baton_shared::User> {
+    let username = Username::parse(username).map_err(|e| anyhow::anyhow!("username {e}"))?;
+    Ok(store::users::find_credentials(&state.db, &username)
+        .await?
+        .with_context(|| format!("no user named {username}"))?
+        .user)
+}
+
+/// Runs an operator command; output goes to stdout, one line per item.
+pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
+    if let Command::Keys(KeysCommand::GenerateMaster) = command {
+        println!("{}", MasterKey::generate_base64());
+        return Ok(());
+    }
+    let state = AppState::new(config).await?;
+    match command {
+        Command::Serve | Command::Keys(KeysCommand::GenerateMaster) => {
+            unreachable!("handled by the caller")
+        }
+        Command::User(UserCommand::Create { username }) => {
+            let username =
+                Username::parse(&username).map_err(|e| anyhow::anyhow!("username {e}"))?;
+            let mut line = String::new();
+            std::io::stdin().read_to_string(&mut line)?;
+            let line = line.strip_suffix('\n').unwrap_or(&line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let password = Password::parse(line).map_err(|e| anyhow::anyhow!("password {e}"))?;
+            let hash = state
+                .passwords
+                .hash(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = store::users::create(&state.db, &username, &hash)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({})", user.username, user.id);
+        }
+        Command::Sessions(SessionsCommand::List { username }) => {
+            let user = user_by_name(&state, &username).await?;
+            let sessions = store::sessions::list_active(&state.db, user.id, Uuid::nil(), now_ms())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for s in &sessions {
+                println!(
+                    "{}  device={:?}  agent={:?}  created={}  last_used={}  expires={}",
+                    s.id,
+                    s.device_name.as_deref().unwrap_or("-"),
+                    s.user_agent.as_deref().unwrap_or("-"),
+                    s.created_at,
+                    s.last_used_at,
+                    s.expires_at
+                );
+            }
+            println!("{} live session(s)", sessions.len());
+        }
+        Command::Sessions(SessionsCommand::Revoke { username, session }) => {
+            let user = user_by_name(&state, &username).await?;
+            let now = now_ms();
+            let ended = match session {
+                Some(id) => {
+                    if !store::sessions::revoke_owned(
+                        &state.db,
+                        user.id,
+                        id,
+                        RevokeReason::Operator,
+                        now,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    {
+                        bail!("{username} has no live session {id}");
+                    }
+                    vec![id]
+                }
+                None => store::sessions::revoke_all(
+                    &state.db,
+                    user.id,
+                    None,
+                    RevokeReason::Operator,
+                    now,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            println!(
+                "ended {} session(s); running instances refuse their access tokens within {} ms",
+                ended.len(),
+                state.config.sync_interval_ms
+            );
+        }
+        Command::Keys(KeysCommand::List) => {
+            let now = now_ms();
+            let ring = state.tokens.ring();
+            let signing = ring.signing_key(now).map(|(kid, _)| kid.to_owned());
+            let published = ring.published_kids(now);
+            for key in store::keys::all(&state.db)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                let status = if Some(&key.kid) == signing.as_ref() {
+                    "signing"
+                } else if key.activates_at > now {
+                    "published, signs later"
+                } else if published.contains(&key.kid.as_str()) {
+                    "retired, still verifies"
+                } else {
+                    "retired"
+                };
+                println!(
+                    "{}  {}  activates={}  {}",
+                    key.kid,
+                    key.alg,
+                    store::to_datetime(key.activates_at),
+                    status
+                );
+            }
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let delay = (state.config.key_activation_delay * 1000) as i64;
+            let key = state.keys.rotate(&state.db, delay).await?;
+            println!(
+                "new signing key {} published now, signs from {} (every instance picks it up within {} ms)",
+                key.kid,
+                store::to_datetime(key.activates_at),
+                state.config.sync_interval_ms
+            );
+        }
+        Command::Purge => {
+            let purged = state.purge_once().await?;
+            println!(
+                "purged {} refresh token(s) and {} session(s)",
+                purged.refresh_tokens, purged.sessions
+            );
+        }
+    }
+    state.db.close().await;
+    Ok(())
+}

@@ -1,0 +1,524 @@
+//! Signing keys: Ed25519 key generation, sealing private keys with the master key,
+//! and the key ring that signs and verifies access tokens.
+//!
+//! EdDSA keys live in the database (sealed with AES-256-GCM under a master key that
+//! never touches it), so every instance signs with the same key and a rotation done
+//! on one instance reaches all. A rotated key is published (JWKS, every instance's
+//! ring) `key_activation_delay` seconds before it signs, and the key it replaces keeps
+//! verifying until every token it signed has expired.
+//!
+//! HS256 keys are the configured shared secret(s) instead.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, JwtAlgorithm};
+use crate::store::keys::KeyRow;
+use crate::store::{self, now_ms, Db};
+
+pub const ALG_EDDSA: &str = "EdDSA";
+
+/// 32 bytes that seal the private signing keys stored in the database.
+pub struct MasterKey(Aes256Gcm);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+impl MasterKey {
+    pub fn from_base64(text: &str) -> anyhow::Result<Self> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim()))
+            .context("the master key is not base64")?;
+        if bytes.len() != 32 {
+            bail!("the master key must be 32 bytes (base64 of 32 random bytes)");
+        }
+        Ok(Self(
+            Aes256Gcm::new_from_slice(&bytes).expect("32-byte key"),
+        ))
+    }
+
+    /// A new random master key, as base64 (what `keys generate-master` prints).
+    pub fn generate_base64() -> String {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        STANDARD.encode(bytes)
+    }
+
+    /// From configuration, or (development only) from `<data_dir>/master.key`,
+    /// created on first start.
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        if let Some(key) = &config.master_key {
+            return Self::from_base64(key.expose());
+        }
+        if let Some(path) = &config.master_key_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+            return Self::from_base64(&text);
+        }
+        if config.is_production() {
+            bail!("production needs BATON_MASTER_KEY or BATON_MASTER_KEY_FILE");
+        }
+        let path = config.data_dir.join("master.key");
+        if !path.exists() {
+            create_private_file(&path, &Self::generate_base64())?;
+            tracing::info!(path = %path.display(), "created a development master key");
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_base64(&text)
+    }
+
+    fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ciphertext = self
+            .0
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .expect("AES-GCM sealing cannot fail for small inputs");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        if sealed.len() < 12 {
+            bail!("sealed key {kid} is truncated");
+        }
+        let (nonce, ciphertext) = sealed.split_at(12);
+        self.0
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: kid.as_bytes() })
+            .map_err(|_| {
+                anyhow::anyhow!("cannot open signing key {kid}: the master key does not match the one it was sealed with")
+            })
+    }
+}
+
+fn create_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// RFC 7638 thumbprint of an Ed25519 public key: its `kid`.
+pub fn ed25519_kid(public_key: &[u8; 32]) -> String {
+    let x = URL_SAFE_NO_PAD.encode(public_key);
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// A new Ed25519 key, sealed, as a row to store.
+pub fn new_ed25519_key(master: &MasterKey, now: i64, activates_at: i64) -> KeyRow {
+    let signing = ed25519_dalek::SigningKey::generate(&mut OsRng);
+    let public = signing.verifying_key().to_bytes();
+    let kid = ed25519_kid(&public);
+    let der = signing
+        .to_pkcs8_der()
+        .expect("PKCS#8 encoding of an Ed25519 key cannot fail");
+    KeyRow {
+        sealed_key: master.seal(&kid, der.as_bytes()),
+        public_key: public.to_vec(),
+        kid,
+        alg: ALG_EDDSA.to_owned(),
+        created_at: now,
+        activates_at,
+    }
+}
+
+/// One key of the ring.
+struct RingKey {
+    kid: String,
+    /// Unix ms from which it signs.
+    activates_at: i64,
+    encoding: Option<EncodingKey>,
+    decoding: DecodingKey,
+    /// Public part for the JWKS (EdDSA only).
+    public_x: Option<String>,
+}
+
+/// The keys one instance signs and verifies with, at a point in time.
+pub struct KeyRing {
+    alg: Algorithm,
+    /// Oldest activation first.
+    keys: Vec<RingKey>,
+    by_kid: HashMap<String, usize>,
+    /// How long after being replaced a key still verifies (ms): the access-token
+    /// lifetime plus leeway.
+    verify_after_replaced: i64,
+    /// The `signing_keys` fingerprint this ring was built from.
+    pub fingerprint: (i64, i64),
+}
+
+#[derive(Serialize)]
+pub(crate) struct Jwk<'a> {
+    kty: &'static str,
+    crv: &'static str,
+    pub(crate) x: &'a str,
+    kid: &'a str,
+    alg: &'static str,
+    #[serde(rename = "use")]
+    use_: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct JwkSet<'a> {
+    pub(crate) keys: Vec<Jwk<'a>>,
+}
+
+impl KeyRing {
+    /// The ring for EdDSA, from the stored keys.
+    pub fn from_rows(
+        rows: &[KeyRow],
+        master: &MasterKey,
+        verify_after_replaced: i64,
+        fingerprint: (i64, i64),
+    ) -> anyhow::Result<Self> {
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.alg != ALG_EDDSA {
+                bail!(
+                    "signing key {} has unsupported algorithm {}",
+                    row.kid,
+                    row.alg
+                );
+            }
+            let der = master.open(&row.kid, &row.sealed_key)?;
+            let public: [u8; 32] = row
+                .public_key
+                .as_slice()
+                .try_into()
+                .with_context(|| format!("public key of {} is not 32 bytes", row.kid))?;
+            keys.push(RingKey {
+                kid: row.kid.clone(),
+                activates_at: row.activates_at,
+                encoding: Some(EncodingKey::from_ed_der(&der)),
+                decoding: DecodingKey::from_ed_der(&public),
+                public_x: Some(URL_SAFE_NO_PAD.encode(public)),
+            });
+        }
+        Ok(Self::new(
+            Algorithm::EdDSA,
+            keys,
+            verify_after_replaced,
+            fingerprint,
+        ))
+    }
+
+    /// The ring for HS256: the current secret signs, the previous ones verify.
+    pub fn from_secrets(current: &[u8], previous: &[&[u8]]) -> Self {
+        let kid = |secret: &[u8]| {
+            format!(
+                "hs256-{}",
+                &URL_SAFE_NO_PAD.encode(Sha256::digest(secret))[..16]
+            )
+        };
+        let mut keys: Vec<RingKey> = previous
+            .iter()
+            .map(|secret| RingKey {
+                kid: kid(secret),
+                activates_at: i64::MIN,
+                encoding: None,
+                decoding: DecodingKey::from_secret(secret),
+                public_x: None,
+            })
+            .collect();
+        keys.push(RingKey {
+            kid: kid(current),
+            activates_at: i64::MIN + 1,
+            encoding: Some(EncodingKey::from_secret(current)),
+            decoding: DecodingKey::from_secret(current),
+            public_x: None,
+        });
+        // Previous secrets verify for as long as they are configured.
+        Self::new(Algorithm::HS256, keys, i64::MAX / 2, (0, 0))
+    }
+
+    fn new(
+        alg: Algorithm,
+        keys: Vec<RingKey>,
+        verify_after_replaced: i64,
+        fingerprint: (i64, i64),
+    ) -> Self {
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.kid.clone(), i))
+            .collect();
+        Self {
+            alg,
+            keys,
+            by_kid,
+            verify_after_replaced,
+            fingerprint,
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Index of the key that signs at `now`: the newest activated one (or, before
+    /// any is active, the oldest).
+    fn signing_index(&self, now: i64) -> Option<usize> {
+        self.keys
+            .iter()
+            .rposition(|k| k.activates_at <= now && k.encoding.is_some())
+            .or_else(|| self.keys.iter().position(|k| k.encoding.is_some()))
+    }
+
+    /// The key that signs at `now`, with its kid.
+    pub fn signing_key(&self, now: i64) -> Option<(&str, &EncodingKey)> {
+        let key = &self.keys[self.signing_index(now)?];
+        Some((key.kid.as_str(), key.encoding.as_ref()?))
+    }
+
+    /// Is key `i` published at `now`: not yet replaced, or replaced recently enough
+    /// that tokens it signed may still be unexpired?
+    fn is_published(&self, i: usize, now: i64) -> bool {
+        let Some(signing) = self.signing_index(now) else {
+            return false;
+        };
+        if i >= signing {
+            return true;
+        }
+        // Key i was replaced when key i+1 activated.
+        let replaced_at = self.keys[i + 1].activates_at;
+        now < replaced_at.saturating_add(self.verify_after_replaced)
+    }
+
+    /// The key that verifies a token with this `kid` at `now`.
+    pub fn verifying_key(&self, kid: &str, now: i64) -> Option<&DecodingKey> {
+        let &i = self.by_kid.get(kid)?;
+        self.is_published(i, now).then(|| &self.keys[i].decoding)
+    }
+
+    /// The public keys as a JWK set (RFC 7517). Empty for HS256: secrets are never published.
+    pub fn jwks(&self, now: i64) -> JwkSet<'_> {
+        let keys = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.is_published(*i, now))
+            .filter_map(|(_, k)| {
+                Some(Jwk {
+                    kty: "OKP",
+                    crv: "Ed25519",
+                    x: k.public_x.as_deref()?,
+                    kid: &k.kid,
+                    alg: ALG_EDDSA,
+                    use_: "sig",
+                })
+            })
+            .collect();
+        JwkSet { keys }
+    }
+
+    /// Kids of the keys this ring verifies at `now`, signing key last.
+    pub fn published_kids(&self, now: i64) -> Vec<&str> {
+        (0..self.keys.len())
+            .filter(|&i| self.is_published(i, now))
+            .map(|i| self.keys[i].kid.as_str())
+            .collect()
+    }
+}
+
+/// Where keys come from, as configured.
+pub enum KeySource {
+    Database(Box<MasterKey>),
+    Secrets {
+        current: Vec<u8>,
+        previous: Vec<Vec<u8>>,
+    },
+}
+
+impl KeySource {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        match config.jwt_alg {
+            JwtAlgorithm::EdDsa => Ok(KeySource::Database(Box::new(MasterKey::load(config)?))),
+            JwtAlgorithm::Hs256 => {
+                let current = match &config.jwt_secret {
+                    Some(secret) => secret.expose().as_bytes().to_vec(),
+                    None if config.is_production() => {
+                        bail!("production with HS256 needs BATON_JWT_SECRET")
+                    }
+                    None => {
+                        let path = config.data_dir.join("jwt-secret");
+                        if !path.exists() {
+                            let mut bytes = [0u8; 32];
+                            OsRng.fill_bytes(&mut bytes);
+                            create_private_file(&path, &URL_SAFE_NO_PAD.encode(bytes))?;
+                        }
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?
+                            .trim()
+                            .as_bytes()
+                            .to_vec()
+                    }
+                };
+                if current.len() < 32 {
+                    bail!("the HS256 secret must be at least 32 bytes");
+                }
+                let previous = config
+                    .jwt_previous_secrets
+                    .iter()
+                    .map(|s| s.expose().as_bytes().to_vec())
+                    .collect();
+                Ok(KeySource::Secrets { current, previous })
+            }
+        }
+    }
+
+    /// Builds the ring; for EdDSA, creates the first key when there is none.
+    pub async fn load(&self, db: &Db, verify_after_replaced: i64) -> anyhow::Result<KeyRing> {
+        match self {
+            KeySource::Secrets { current, previous } => {
+                let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
+                Ok(KeyRing::from_secrets(current, &previous))
+            }
+            KeySource::Database(master) => {
+                let mut fingerprint = store::keys::fingerprint(db).await?;
+                if fingerprint.0 == 0 {
+                    let now = now_ms();
+                    let first = new_ed25519_key(master, now, now);
+                    if store::keys::insert_first(db, &first).await? {
+                        tracing::info!(kid = %first.kid, "created the first signing key");
+                    }
+                    fingerprint = store::keys::fingerprint(db).await?;
+                }
+                let rows = store::keys::all(db).await?;
+                KeyRing::from_rows(&rows, master, verify_after_replaced, fingerprint)
+            }
+        }
+    }
+
+    /// Reloads the ring if another instance changed the stored keys.
+    pub async fn reload_if_changed(
+        &self,
+        db: &Db,
+        current: &KeyRing,
+        verify_after_replaced: i64,
+    ) -> anyhow::Result<Option<KeyRing>> {
+        let KeySource::Database(master) = self else {
+            return Ok(None);
+        };
+        let fingerprint = store::keys::fingerprint(db).await?;
+        if fingerprint == current.fingerprint {
+            return Ok(None);
+        }
+        let rows = store::keys::all(db).await?;
+        Ok(Some(KeyRing::from_rows(
+            &rows,
+            master,
+            verify_after_replaced,
+            fingerprint,
+        )?))
+    }
+
+    /// Rotation: stores a new key that is published now and signs from
+    /// `now + activation_delay`. Returns the new row.
+    pub async fn rotate(&self, db: &Db, activation_delay_ms: i64) -> anyhow::Result<KeyRow> {
+        let KeySource::Database(master) = self else {
+            bail!("HS256 keys are rotated by configuration: set the new BATON_JWT_SECRET and move the old one to BATON_JWT_PREVIOUS_SECRETS");
+        };
+        let now = now_ms();
+        let key = new_ed25519_key(master, now, now + activation_delay_ms);
+        store::keys::insert(db, &key).await?;
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master() -> MasterKey {
+        MasterKey::from_base64(&MasterKey::generate_base64()).unwrap()
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_their_master_key_and_kid() {
+        let m = master();
+        let sealed = m.seal("kid-1", b"private");
+        assert_eq!(m.open("kid-1", &sealed).unwrap(), b"private");
+        assert!(
+            m.open("kid-2", &sealed).is_err(),
+            "kid is bound as associated data"
+        );
+        assert!(master().open("kid-1", &sealed).is_err());
+        assert!(m.open("kid-1", &sealed[..5]).is_err());
+    }
+
+    #[test]
+    fn master_keys_must_be_32_bytes_of_base64() {
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([0u8; 16])).is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 32])).is_ok());
+    }
+
+    #[test]
+    fn rotation_publishes_early_signs_later_and_retires_after_the_token_lifetime() {
+        let m = master();
+        let old = new_ed25519_key(&m, 0, 0);
+        let new = new_ed25519_key(&m, 1_000, 6_000);
+        let ring =
+            KeyRing::from_rows(&[old.clone(), new.clone()], &m, 900_000, (2, 1_000)).unwrap();
+        // Before activation: old signs, both verify, both in the JWKS.
+        assert_eq!(ring.signing_key(2_000).unwrap().0, old.kid);
+        assert!(ring.verifying_key(&new.kid, 2_000).is_some());
+        assert_eq!(
+            ring.published_kids(2_000),
+            vec![old.kid.as_str(), new.kid.as_str()]
+        );
+        // After activation: new signs, old still verifies for one token lifetime.
+        assert_eq!(ring.signing_key(6_000).unwrap().0, new.kid);
+        assert!(ring.verifying_key(&old.kid, 6_000 + 899_999).is_some());
+        assert!(ring.verifying_key(&old.kid, 6_000 + 900_000).is_none());
+        assert_eq!(ring.published_kids(6_000 + 900_000), vec![new.kid.as_str()]);
+        assert!(ring.verifying_key("unknown", 6_000).is_none());
+    }
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint() {
+        // RFC 8037 appendix A.3: the thumbprint of its example Ed25519 public key.
+        let x = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        let kid = ed25519_kid(&x.try_into().unwrap());
+        assert_eq!(kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+}

@@ -1,0 +1,204 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! One registry per application (no process globals), so that several instances in
+//! one process (the tests) count separately.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::error::ErrorCode;
+use crate::store::sessions::RevokeReason;
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    logins: Family<ResultLabel, Counter>,
+    refreshes: Family<ResultLabel, Counter>,
+    reuse_detections: Counter,
+    revocations: Family<ReasonLabel, Counter>,
+    requests: Family<RequestLabels, Histogram>,
+    revoked_sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~3 s.
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("baton");
+        let logins = Family::<ResultLabel, Counter>::default();
+        registry.register("logins", "Login attempts by result", logins.clone());
+        let refreshes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "refreshes",
+            "Refresh-token exchanges by result (ok or the error code)",
+            refreshes.clone(),
+        );
+        let reuse_detections = Counter::default();
+        registry.register(
+            "refresh_token_reuse_detections",
+            "Rotated refresh tokens presented again, each revoking its session",
+            reuse_detections.clone(),
+        );
+        let revocations = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "session_revocations",
+            "Sessions ended, by reason",
+            revocations.clone(),
+        );
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method, route and status",
+            requests.clone(),
+        );
+        let revoked_sessions = Gauge::default();
+        registry.register(
+            "revoked_sessions_tracked",
+            "Revoked session ids held in memory for access-token checks",
+            revoked_sessions.clone(),
+        );
+        Self {
+            registry,
+            logins,
+            refreshes,
+            reuse_detections,
+            revocations,
+            requests,
+            revoked_sessions,
+        }
+    }
+
+    pub fn login(&self, ok: bool) {
+        let result = if ok { "ok" } else { "invalid_credentials" };
+        self.logins
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn login_failed(&self, code: ErrorCode) {
+        self.logins
+            .get_or_create(&ResultLabel {
+                result: code.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn refresh(&self, error: Option<ErrorCode>) {
+        let result = error.map_or("ok", ErrorCode::as_str);
+        self.refreshes
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn revocation(&self, reason: RevokeReason) {
+        if reason == RevokeReason::RefreshTokenReused {
+            self.reuse_detections.inc();
+        }
+        self.revocations
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn set_revoked_sessions(&self, n: usize) {
+        self.revoked_sessions.set(n as i64);
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Middleware: request latency by route template (never the raw path, which would
+/// make one series per note id).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") {
+                "/api/unmatched".to_owned()
+            } else {
+                "page".to_owned()
+            }
+        });
+    let response = next.run(req).await;
+    state.metrics.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`
+pub async fn render(State(state): State<AppState>) -> Response {
+    state.metrics.set_revoked_sessions(state.revocations.len());
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

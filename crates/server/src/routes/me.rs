@@ -1,0 +1,63 @@
+//! `/api/me`: the logged-in user, and password change.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use baton_shared::{ApiError, ChangePasswordRequest, ErrorCode, UserEnvelope};
+
+use crate::error::{BearerError, Error, Result};
+use crate::extract::{ApiJson, AuthUser};
+use crate::store::sessions::RevokeReason;
+use crate::store::{self, now_ms};
+use crate::AppState;
+
+/// `GET /api/me`
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn get(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserEnvelope>> {
+    // A valid token of a deleted user: the token no longer names anyone.
+    let user = store::users::get(&state.db, auth.user_id)
+        .await?
+        .ok_or(Error::Bearer(BearerError::Invalid))?;
+    Ok(Json(UserEnvelope { user }))
+}
+
+/// `PUT /api/me/password`: needs the current password; ends every other session.
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode> {
+    let change = req.parse()?;
+    let stored = store::users::find_password_hash(&state.db, auth.user_id).await?;
+    if stored.is_none() {
+        return Err(Error::Bearer(BearerError::Invalid));
+    }
+    if !state
+        .passwords
+        .verify(&change.current_password, stored.as_deref())
+        .await?
+    {
+        return Err(Error::Forbidden(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "the current password is wrong",
+        )));
+    }
+    let hash = state.passwords.hash(&change.new_password).await?;
+    store::users::set_password_hash(&state.db, auth.user_id, &hash).await?;
+    let now = now_ms();
+    let ended = store::sessions::revoke_all(
+        &state.db,
+        auth.user_id,
+        Some(auth.session_id),
+        RevokeReason::PasswordChanged,
+        now,
+    )
+    .await?;
+    for id in &ended {
+        state.revocations.insert(*id, now);
+        state.metrics.revocation(RevokeReason::PasswordChanged);
+    }
+    tracing::info!(other_sessions_ended = ended.len(), "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}

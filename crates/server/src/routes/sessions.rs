@@ -1,0 +1,40 @@
+//! `/api/sessions`: where the user is logged in, and ending any of it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use baton_shared::Session;
+
+use crate::error::{Error, Result};
+use crate::extract::{AuthUser, IdPath};
+use crate::store::sessions::RevokeReason;
+use crate::store::{self, now_ms};
+use crate::AppState;
+
+/// `GET /api/sessions`: live sessions, most recently used first.
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<Session>>> {
+    let sessions =
+        store::sessions::list_active(&state.db, auth.user_id, auth.session_id, now_ms()).await?;
+    Ok(Json(sessions))
+}
+
+/// `DELETE /api/sessions/{id}`: 404 for a session that is not the caller's (or is
+/// already over), so that ids of other users cannot be probed.
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, session_id = %id))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    IdPath(id): IdPath,
+) -> Result<StatusCode> {
+    let now = now_ms();
+    if !store::sessions::revoke_owned(&state.db, auth.user_id, id, RevokeReason::Revoked, now)
+        .await?
+    {
+        return Err(Error::not_found());
+    }
+    state.revocations.insert(id, now);
+    state.metrics.revocation(RevokeReason::Revoked);
+    tracing::info!("session revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,163 @@
+//! Storage: SQLite (embedded default) or PostgreSQL, chosen by `DATABASE_URL`.
+//!
+//! Both speak the same SQL here: `$n` placeholders, `RETURNING`, times as unix
+//! milliseconds in 64-bit integers and UUIDs as the database's native form (a blob on
+//! SQLite, `uuid` on PostgreSQL). [`with_db!`] runs one block of query code against
+//! whichever pool is configured, so each query is written once.
+//!
+//! SQLite gets one writer connection and a pool of readers (WAL mode): writes queue in
+//! the pool instead of fighting over the database lock, so there is never a
+//! "database is locked" under load, only a short wait.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::Config;
+
+pub mod keys;
+pub mod notes;
+pub mod sessions;
+pub mod users;
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite {
+        /// One connection: every write transaction goes through it, in turn.
+        writer: SqlitePool,
+        /// Read-only queries.
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool for reads (`read`) or writes (`write`)
+/// of whichever database is configured.
+macro_rules! with_db {
+    ($db:expr, read |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { reader: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+    ($db:expr, write |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_db;
+
+/// Current time as unix milliseconds.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds to a UTC date-time.
+pub fn to_datetime(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Db {
+    /// Connects and runs the migrations. Fails loudly (with the migration's error) when
+    /// a migration fails: the server must not run against a schema it does not know.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let url = config.database_url();
+        let url = url.expose();
+        let acquire_timeout = Duration::from_secs(config.db_acquire_timeout);
+        let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(config.db_max_connections)
+                .min_connections(1)
+                .acquire_timeout(acquire_timeout)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            Db::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .context("invalid DATABASE_URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+                .pragma("temp_store", "memory");
+            if let Some(parent) = options.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).with_context(|| {
+                        format!("cannot create the database directory {}", parent.display())
+                    })?;
+                }
+            }
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(acquire_timeout)
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await
+                .context("cannot open the SQLite database")?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(config.db_max_connections.clamp(1, 8))
+                .acquire_timeout(acquire_timeout)
+                .test_before_acquire(false)
+                .connect_with(options.read_only(true))
+                .await
+                .context("cannot open the SQLite database")?;
+            Db::Sqlite { writer, reader }
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://");
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite")
+                .run(writer)
+                .await
+                .context("database migration failed")?,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres")
+                .run(pool)
+                .await
+                .context("database migration failed")?,
+        }
+        Ok(())
+    }
+
+    /// `SELECT 1`: is the database there and answering?
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_db!(
+            self,
+            read | pool | {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        );
+        Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Db::Sqlite { .. })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The `users` table.
+
+use baton_shared::{User, Username};
+use uuid::Uuid;
+
+use super::{now_ms, to_datetime, with_db, Db};
+use crate::error::{Error, ErrorCode, Result, ResultExt};
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    username: String,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            created_at: to_datetime(row.created_at),
+        }
+    }
+}
+
+/// A user with the hash of their password, for login. Not `Serialize`, and its
+/// `Debug` hides the hash.
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for UserCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCredentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    id: Uuid,
+    username: String,
+    created_at: i64,
+    password_hash: String,
+}
+
+#[tracing::instrument(skip(db, password_hash))]
+pub async fn create(db: &Db, username: &Username, password_hash: &str) -> Result<User> {
+    let now = now_ms();
+    let id = Uuid::now_v7();
+    let row: UserRow = with_db!(db, write |pool| {
+        sqlx::query_as(
+            "INSERT INTO users (id, username, username_canonical, password_hash, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             RETURNING id, username, created_at",
+        )
+        .bind(id)
+        .bind(username.as_str())
+        .bind(username.canonical())
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(pool)
+        .await
+    })
+    .on_constraint("users_username_canonical_key", || {
+        Error::client(ErrorCode::UsernameTaken, "this username is taken")
+    })?;
+    Ok(row.into())
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_credentials(db: &Db, username: &Username) -> Result<Option<UserCredentials>> {
+    let row: Option<CredentialsRow> = with_db!(
+        db,
+        read | pool
+            | {
+                sqlx::query_as(
+            "SELECT id, username, created_at, password_hash FROM users WHERE username_canonical = $1",
+        )
+        .bind(username.canonical())
+        .fetch_optional(pool)
+        .await?
+            }
+    );
+    Ok(row.map(|r| UserCredentials {
+        user: User {
+            id: r.id,
+            username: r.username,
+            created_at: to_datetime(r.created_at),
+        },
+        password_hash: r.password_hash,
+    }))
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_password_hash(db: &Db, user_id: Uuid) -> Result<Option<String>> {
+    Ok(with_db!(
+        db,
+        read | pool | {
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        }
+    ))
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn get(db: &Db, user_id: Uuid) -> Result<Option<User>> {
+    let row: Option<UserRow> = with_db!(
+        db,
+        read | pool | {
+            sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        }
+    );
+    Ok(row.map(User::from))
+}
+
+#[tracing::instrument(skip(db, password_hash))]
+pub async fn set_password_hash(db: &Db, user_id: Uuid, password_hash: &str) -> Result<()> {
+    with_db!(
+        db,
+        write | pool | {
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(password_hash)
+                .bind(now_ms())
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+    );
+    Ok(())
+}

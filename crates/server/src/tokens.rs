@@ -1,0 +1,403 @@
+//! Access tokens (JWT, RFC 9068 profile) and refresh tokens (opaque).
+//!
+//! Access tokens carry `typ: at+jwt` and a `kid`; the claims `iss aud sub sid iat exp
+//! jti` are all required on verification, only the configured algorithm is accepted,
+//! and a token with any other `typ` (an ID token, a refresh token) is refused.
+//!
+//! Refresh tokens are 256 bits from the OS CSPRNG, URL-safe base64 with a `brt_`
+//! prefix (so secret scanners can spot a leaked one); only their SHA-256 is stored.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Header, Validation};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::BearerError;
+use crate::keys::KeyRing;
+use crate::store::now_ms;
+
+/// `typ` header of access tokens (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Prefix of refresh tokens.
+pub const REFRESH_TOKEN_PREFIX: &str = "brt_";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// User id.
+    pub sub: Uuid,
+    /// Session id.
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+/// Signs and verifies access tokens with the current key ring.
+pub struct AccessTokens {
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+    validation: Validation,
+    ring: RwLock<Arc<KeyRing>>,
+}
+
+impl AccessTokens {
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        ttl_secs: u64,
+        leeway_secs: u64,
+        ring: KeyRing,
+    ) -> Self {
+        let mut validation = Validation::new(ring.algorithm());
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.leeway = leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = false;
+        validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
+            .into_iter()
+            .map(String::from)
+            .collect::<HashSet<_>>();
+        Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl_secs: ttl_secs as i64,
+            validation,
+            ring: RwLock::new(Arc::new(ring)),
+        }
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.read().expect("key ring lock").clone()
+    }
+
+    pub fn replace_ring(&self, ring: KeyRing) {
+        *self.ring.write().expect("key ring lock") = Arc::new(ring);
+    }
+
+    /// A new access token for this user and session; returns it with its `exp`.
+    pub fn sign(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<(String, i64)> {
+        let now_ms = now_ms();
+        let iat = now_ms.div_euclid(1000);
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id,
+            sid: session_id,
+            iat,
+            exp: iat + self.ttl_secs,
+            jti: Uuid::new_v4(),
+        };
+        let ring = self.ring();
+        let (kid, key) = ring
+            .signing_key(now_ms)
+            .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+        let mut header = Header::new(ring.algorithm());
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(kid.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, key)?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verifies an access token: signature by a published key, `typ`, algorithm,
+    /// issuer, audience, every claim present, and expiry (with the configured leeway).
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, BearerError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| BearerError::Invalid)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok || header.alg != self.validation.algorithms[0] {
+            return Err(BearerError::Invalid);
+        }
+        let kid = header.kid.as_deref().ok_or(BearerError::Invalid)?;
+        let ring = self.ring();
+        let key = ring
+            .verifying_key(kid, now_ms())
+            .ok_or(BearerError::Invalid)?;
+        match jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(BearerError::Expired),
+            Err(_) => Err(BearerError::Invalid),
+        }
+    }
+
+    /// Signs and verifies one token: run at start-up so that a broken key or crypto
+    /// backend stops the server instead of every login.
+    pub fn self_test(&self) -> anyhow::Result<()> {
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let (token, _) = self.sign(user, session)?;
+        let claims = self
+            .verify(&token)
+            .map_err(|e| anyhow::anyhow!("access-token self-test failed: {e:?}"))?;
+        anyhow::ensure!(
+            claims.sub == user && claims.sid == session,
+            "access-token self-test returned other claims"
+        );
+        Ok(())
+    }
+}
+
+/// A new refresh token and the SHA-256 to store for it.
+pub fn new_refresh_token() -> (String, [u8; 32]) {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token = format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a refresh token.
+pub fn hash_refresh_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{new_ed25519_key, MasterKey};
+    use jsonwebtoken::{Algorithm, EncodingKey};
+
+    fn eddsa() -> AccessTokens {
+        let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+        let row = new_ed25519_key(&master, 0, 0);
+        let ring = KeyRing::from_rows(&[row], &master, 900_000, (1, 0)).unwrap();
+        AccessTokens::new("baton", "baton", 900, 0, ring)
+    }
+
+    fn hs256(secret: &[u8]) -> AccessTokens {
+        AccessTokens::new("baton", "baton", 900, 0, KeyRing::from_secrets(secret, &[]))
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_signed_token_verifies_with_every_claim() {
+        let tokens = eddsa();
+        tokens.self_test().unwrap();
+        let (token, exp) = tokens.sign(Uuid::nil(), Uuid::max()).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert!(header.kid.is_some());
+        let claims = tokens.verify(&token).unwrap();
+        assert_eq!(
+            (claims.sub, claims.sid, claims.exp),
+            (Uuid::nil(), Uuid::max(), exp)
+        );
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    fn forge(
+        tokens: &AccessTokens,
+        header: Header,
+        claims: &serde_json::Value,
+        key: &EncodingKey,
+    ) -> String {
+        let _ = tokens;
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    }
+
+    fn claims(exp_offset: i64) -> serde_json::Value {
+        let now = now_ms() / 1000;
+        serde_json::json!({
+            "iss": "baton", "aud": "baton", "sub": Uuid::new_v4(), "sid": Uuid::new_v4(),
+            "iat": now, "exp": now + exp_offset, "jti": Uuid::new_v4()
+        })
+    }
+
+    fn header(alg: Algorithm, typ: Option<&str>, kid: Option<&str>) -> Header {
+        let mut h = Header::new(alg);
+        h.typ = typ.map(str::to_owned);
+        h.kid = kid.map(str::to_owned);
+        h
+    }
+
+    #[test]
+    fn hs256_refusals() {
+        let tokens = hs256(SECRET);
+        let kid = tokens.ring().published_kids(0)[0].to_owned();
+        let key = EncodingKey::from_secret(SECRET);
+        let good = forge(
+            &tokens,
+            header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+            &claims(60),
+            &key,
+        );
+        assert!(tokens.verify(&good).is_ok());
+
+        let expired = forge(
+            &tokens,
+            header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+            &claims(-1),
+            &key,
+        );
+        assert_eq!(tokens.verify(&expired), Err(BearerError::Expired));
+
+        // Expired *and* badly signed is invalid, not expired: no refresh on a forgery.
+        let other = EncodingKey::from_secret(b"another-secret-another-secret-00");
+        let forged_expired = forge(
+            &tokens,
+            header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+            &claims(-1),
+            &other,
+        );
+        assert_eq!(tokens.verify(&forged_expired), Err(BearerError::Invalid));
+
+        let cases: Vec<(&str, String)> = vec![
+            (
+                "plain JWT typ",
+                forge(
+                    &tokens,
+                    header(Algorithm::HS256, Some("JWT"), Some(&kid)),
+                    &claims(60),
+                    &key,
+                ),
+            ),
+            (
+                "no typ",
+                forge(
+                    &tokens,
+                    header(Algorithm::HS256, None, Some(&kid)),
+                    &claims(60),
+                    &key,
+                ),
+            ),
+            (
+                "no kid",
+                forge(
+                    &tokens,
+                    header(Algorithm::HS256, Some("at+jwt"), None),
+                    &claims(60),
+                    &key,
+                ),
+            ),
+            (
+                "unknown kid",
+                forge(
+                    &tokens,
+                    header(Algorithm::HS256, Some("at+jwt"), Some("nope")),
+                    &claims(60),
+                    &key,
+                ),
+            ),
+            (
+                "HS384",
+                forge(
+                    &tokens,
+                    header(Algorithm::HS384, Some("at+jwt"), Some(&kid)),
+                    &claims(60),
+                    &key,
+                ),
+            ),
+            (
+                "wrong secret",
+                forge(
+                    &tokens,
+                    header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+                    &claims(60),
+                    &other,
+                ),
+            ),
+            ("not a JWT", "abc.def.ghi".to_owned()),
+            ("garbage", "hello".to_owned()),
+        ];
+        for (name, token) in cases {
+            assert_eq!(tokens.verify(&token), Err(BearerError::Invalid), "{name}");
+        }
+
+        for (claim, value) in [
+            ("iss", serde_json::json!("someone-else")),
+            ("aud", serde_json::json!("other-app")),
+            ("sub", serde_json::json!("not-a-uuid")),
+        ] {
+            let mut c = claims(60);
+            c[claim] = value;
+            let t = forge(
+                &tokens,
+                header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+                &c,
+                &key,
+            );
+            assert_eq!(
+                tokens.verify(&t),
+                Err(BearerError::Invalid),
+                "wrong {claim}"
+            );
+        }
+        for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti"] {
+            let mut c = claims(60);
+            c.as_object_mut().unwrap().remove(claim);
+            let t = forge(
+                &tokens,
+                header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+                &c,
+                &key,
+            );
+            assert_eq!(
+                tokens.verify(&t),
+                Err(BearerError::Invalid),
+                "missing {claim}"
+            );
+        }
+    }
+
+    #[test]
+    fn alg_none_and_algorithm_confusion_are_refused() {
+        let tokens = eddsa();
+        let (token, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let mut parts = token.split('.');
+        let (_, payload) = (parts.next().unwrap(), parts.next().unwrap());
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        let none_header =
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
+        assert_eq!(
+            tokens.verify(&format!("{none_header}.{payload}.")),
+            Err(BearerError::Invalid)
+        );
+        // HS256 signed with the (public) EdDSA key as the HMAC secret.
+        let ring = tokens.ring();
+        let jwks = ring.jwks(now_ms());
+        assert_eq!(jwks.keys.len(), 1);
+        let public = URL_SAFE_NO_PAD.decode(jwks.keys[0].x).unwrap();
+        let key = EncodingKey::from_secret(&public);
+        let confused = jsonwebtoken::encode(
+            &header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+            &claims(60),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(tokens.verify(&confused), Err(BearerError::Invalid));
+    }
+
+    #[test]
+    fn refresh_tokens_are_256_bit_and_hashed() {
+        let (a, hash_a) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(REFRESH_TOKEN_PREFIX));
+        let body = &a[REFRESH_TOKEN_PREFIX.len()..];
+        assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
+        assert!(body
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(hash_refresh_token(&a), hash_a);
+        // A refresh token is never an access token.
+        assert_eq!(eddsa().verify(&a), Err(BearerError::Invalid));
+    }
+}

@@ -1,0 +1,445 @@
+//! Test harness: `spawn_app(backend)` starts the real application on port 0 against a
+//! fresh database, and `TestApp` has one helper per endpoint.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use baton_server::config::Config;
+use baton_server::{AppState, Application};
+use baton_shared::{ApiError, ErrorCode, TokenPair};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// URL of a fresh database on the test cluster.
+    Postgres(String),
+}
+
+impl Backend {
+    /// A new, empty PostgreSQL database on the cluster named by
+    /// `BATON_TEST_POSTGRES_URL`, or `None` (test skipped) when it is not set, unless
+    /// `BATON_REQUIRE_POSTGRES=1`, which makes a missing cluster a failure.
+    pub async fn postgres() -> Option<Backend> {
+        let Ok(admin_url) = std::env::var("BATON_TEST_POSTGRES_URL") else {
+            if std::env::var("BATON_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("BATON_REQUIRE_POSTGRES=1 but BATON_TEST_POSTGRES_URL is not set");
+            }
+            eprintln!("skipped: set BATON_TEST_POSTGRES_URL (./scripts/with-postgres does) to run the PostgreSQL variant");
+            return None;
+        };
+        Some(Backend::Postgres(new_postgres_database(&admin_url).await))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+pub async fn new_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("baton_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL cluster");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    conn.close().await.ok();
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("URL with a database name");
+    format!("{base}/{name}")
+}
+
+/// Runs an async test body on SQLite and on PostgreSQL:
+/// `db_tests!(name, ...)` makes `name::sqlite` and `name::postgres` from `async fn name(Backend)`.
+#[macro_export]
+macro_rules! db_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(backend) = $crate::helpers::Backend::postgres().await {
+                        super::$name(backend).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub config: Config,
+    pub backend: Backend,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    /// Data directory (SQLite file, development master key); kept across restarts.
+    pub data_dir: Arc<TempDir>,
+}
+
+/// Test defaults: a fresh data directory, port 0, fast sync.
+pub fn test_config(backend: &Backend, data_dir: &TempDir) -> Config {
+    Config {
+        data_dir: data_dir.path().to_path_buf(),
+        database_url: match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(url) => Some(baton_server::config::Secret::new(url.clone())),
+        },
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        sync_interval_ms: 100,
+        key_activation_delay: 0,
+        db_acquire_timeout: 2,
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = Arc::new(TempDir::new().expect("temp dir"));
+    let mut config = test_config(&backend, &data_dir);
+    customize(&mut config);
+    start(backend, config, data_dir).await
+}
+
+async fn start(backend: Backend, config: Config, data_dir: Arc<TempDir>) -> TestApp {
+    init_tracing();
+    let app = Application::build(config.clone())
+        .await
+        .expect("the application builds");
+    let port = app.port();
+    let state = app.state();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        config,
+        backend,
+        shutdown,
+        server: Some(server),
+        data_dir,
+    }
+}
+
+fn init_tracing() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info,sqlx=warn")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Stops the server (gracefully) and waits until it has.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran");
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database, data directory
+    /// (master key) and configuration, on a new port.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        start(
+            self.backend.clone(),
+            self.config.clone(),
+            self.data_dir.clone(),
+        )
+        .await
+    }
+
+    /// Another instance on the same database and master key.
+    pub async fn second_instance(&self) -> TestApp {
+        start(
+            self.backend.clone(),
+            self.config.clone(),
+            self.data_dir.clone(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn put(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        let mut req = self.client.put(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str, bearer: Option<&str>) -> Response {
+        let mut req = self.client.delete(self.url(path));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/api/auth/register",
+            &json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/api/auth/login",
+            &json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> Response {
+        self.post(
+            "/api/auth/logout",
+            &json!({"refresh_token": refresh_token}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.get("/api/me", Some(access_token)).await
+    }
+
+    /// Registers `username` and logs in: the pair of a fresh session.
+    pub async fn signup(&self, username: &str) -> TokenPair {
+        let r = self.register(username, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {username}");
+        self.login_ok(username).await
+    }
+
+    pub async fn login_ok(&self, username: &str) -> TokenPair {
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK, "login {username}");
+        r.json().await.expect("a token pair")
+    }
+
+    pub async fn refresh_ok(&self, refresh_token: &str) -> TokenPair {
+        let r = self.refresh(refresh_token).await;
+        assert_eq!(r.status(), StatusCode::OK, "refresh");
+        r.json().await.expect("a token pair")
+    }
+
+    /// Number of rows of a table matching a `WHERE` clause (with `$1` bound to a uuid).
+    pub async fn count_where(&self, table: &str, where_clause: &str, id: uuid::Uuid) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {where_clause}");
+        match &self.state.db {
+            baton_server::store::Db::Sqlite { writer, .. } => sqlx::query_scalar(&sql)
+                .bind(id)
+                .fetch_one(writer)
+                .await
+                .unwrap(),
+            baton_server::store::Db::Postgres(pool) => sqlx::query_scalar(&sql)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts the status and the contract's error body; returns the body.
+pub async fn assert_error(response: Response, status: u16, code: ErrorCode) -> ApiError {
+    let actual = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "status (body: {text})");
+    let body: ApiError = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("error body is not the contract's ApiError ({e}): {text}"));
+    assert_eq!(body.code, code, "code (body: {text})");
+    assert!(!body.message.is_empty(), "an error message");
+    assert!(
+        headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("application/json")),
+        "JSON content type"
+    );
+    body
+}
+
+/// The `WWW-Authenticate` header of a response.
+pub fn challenge(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// A TCP proxy in front of the database whose link can be cut and restored, to make
+/// the database unreachable for real (connections reset, new ones refused).
+pub struct ChaosProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: JoinHandle<()>,
+}
+
+impl ChaosProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let accept = {
+            let up = up.clone();
+            let links = links.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link.abort_handle());
+                }
+            })
+        };
+        Self {
+            addr,
+            up,
+            links,
+            accept,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Host and port of a PostgreSQL URL.
+pub fn postgres_addr(url: &str) -> SocketAddr {
+    let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+    let host_port = after_at.split('/').next().unwrap();
+    let host_port = host_port
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://");
+    host_port.parse().expect("127.0.0.1:port in the test URL")
+}
+
+pub fn with_host(url: &str, addr: SocketAddr) -> String {
+    let old = postgres_addr(url);
+    url.replacen(&old.to_string(), &addr.to_string(), 1)
+}
+
+pub fn data_path(dir: &TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+/// Decodes the claims of a JWT without verifying it (to inspect what was issued).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    use base64::Engine;
+    let mut parts = token.split('.');
+    let decode = |p: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .expect("base64url"),
+        )
+        .expect("JSON")
+    };
+    let header = decode(parts.next().unwrap());
+    let claims = decode(parts.next().unwrap());
+    (header, claims)
+}

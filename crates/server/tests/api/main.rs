@@ -1,0 +1,13 @@
+//! Integration tests: the real server on a free port, a fresh database per test,
+//! real HTTP. Every test of a `db_tests!` list runs on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod failures;
+mod input;
+mod notes;
+mod refresh;
+mod restart;
+mod sessions;
+mod tokens;

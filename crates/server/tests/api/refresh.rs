@@ -1,0 +1,269 @@
+//! Refresh-token rotation, reuse detection, the grace window, lifetimes and concurrency.
+
+use std::time::Duration;
+
+use baton_shared::{ErrorCode, TokenPair};
+use futures::future::join_all;
+use reqwest::StatusCode;
+
+use crate::db_tests;
+use crate::helpers::*;
+
+db_tests!(
+    refresh_rotates_the_token,
+    reuse_after_the_grace_window_revokes_the_whole_session,
+    the_predecessor_works_inside_the_grace_window,
+    grace_covers_only_the_immediate_predecessor,
+    unknown_and_malformed_refresh_tokens,
+    idle_lifetime_is_enforced,
+    absolute_lifetime_is_never_extended_by_rotation,
+    fifty_concurrent_refreshes_one_winner,
+    concurrent_refreshes_inside_the_grace_window_all_succeed,
+    an_access_token_is_not_a_refresh_token,
+    refresh_tokens_are_stored_only_as_hashes,
+);
+
+fn no_grace(c: &mut baton_server::config::Config) {
+    c.reuse_grace = 0;
+}
+
+async fn refresh_rotates_the_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.signup("alice").await;
+    let second = app.refresh_ok(&first.refresh_token).await;
+    assert_ne!(
+        second.refresh_token, first.refresh_token,
+        "a new refresh token every time"
+    );
+    assert_ne!(second.access_token, first.access_token);
+    assert_eq!(second.session_id, first.session_id, "same session");
+    assert_eq!(second.user, first.user);
+    // The new access token works; the chain goes on.
+    assert_eq!(app.me(&second.access_token).await.status(), StatusCode::OK);
+    let third = app.refresh_ok(&second.refresh_token).await;
+    assert_eq!(third.session_id, first.session_id);
+    assert_eq!(
+        app.count_where("refresh_tokens", "session_id = $1", first.session_id)
+            .await,
+        3
+    );
+}
+
+async fn reuse_after_the_grace_window_revokes_the_whole_session(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.reuse_grace = 1).await;
+    let stolen = app.signup("alice").await;
+    let legit = app.refresh_ok(&stolen.refresh_token).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // The attacker replays the old token: detected, and the whole family dies.
+    assert_error(
+        app.refresh(&stolen.refresh_token).await,
+        401,
+        ErrorCode::RefreshTokenReused,
+    )
+    .await;
+    assert_error(
+        app.refresh(&legit.refresh_token).await,
+        401,
+        ErrorCode::SessionRevoked,
+    )
+    .await;
+    assert_error(
+        app.me(&legit.access_token).await,
+        401,
+        ErrorCode::SessionRevoked,
+    )
+    .await;
+    // Other sessions of the user are untouched.
+    let other = app.login_ok("alice").await;
+    assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("baton_refresh_token_reuse_detections_total 1"),
+        "{metrics}"
+    );
+}
+
+async fn the_predecessor_works_inside_the_grace_window(backend: Backend) {
+    let app = spawn_app(backend).await; // default grace: 10 s
+    let first = app.signup("alice").await;
+    // The response of this refresh is "lost": the client retries with the old token.
+    let lost = app.refresh_ok(&first.refresh_token).await;
+    let retried = app.refresh_ok(&first.refresh_token).await;
+    assert_ne!(retried.refresh_token, lost.refresh_token);
+    assert_eq!(retried.session_id, first.session_id);
+    // Both successors are live tokens of the one session; whichever the client kept works.
+    let next = app.refresh_ok(&retried.refresh_token).await;
+    assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
+}
+
+async fn grace_covers_only_the_immediate_predecessor(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t0 = app.signup("alice").await;
+    let t1 = app.refresh_ok(&t0.refresh_token).await;
+    let t2 = app.refresh_ok(&t1.refresh_token).await;
+    // t0 is two generations old: reuse even inside the window.
+    assert_error(
+        app.refresh(&t0.refresh_token).await,
+        401,
+        ErrorCode::RefreshTokenReused,
+    )
+    .await;
+    assert_error(
+        app.refresh(&t2.refresh_token).await,
+        401,
+        ErrorCode::SessionRevoked,
+    )
+    .await;
+}
+
+async fn unknown_and_malformed_refresh_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("alice").await;
+    for token in [
+        "brt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "x",
+        "' OR '1'='1",
+        "🔑🔑🔑",
+    ] {
+        assert_error(
+            app.refresh(token).await,
+            401,
+            ErrorCode::RefreshTokenInvalid,
+        )
+        .await;
+    }
+    assert_error(app.refresh("").await, 400, ErrorCode::InvalidInput).await;
+    assert_error(
+        app.refresh(&"a".repeat(10_000)).await,
+        400,
+        ErrorCode::InvalidInput,
+    )
+    .await;
+}
+
+async fn idle_lifetime_is_enforced(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.refresh_idle_ttl = 1).await;
+    let pair = app.signup("alice").await;
+    assert_eq!(pair.refresh_expires_in, 1);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_error(
+        app.refresh(&pair.refresh_token).await,
+        401,
+        ErrorCode::RefreshTokenExpired,
+    )
+    .await;
+}
+
+async fn absolute_lifetime_is_never_extended_by_rotation(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.session_ttl = 3;
+        c.refresh_idle_ttl = 60;
+    })
+    .await;
+    let mut pair = app.signup("alice").await;
+    assert!(
+        pair.refresh_expires_in <= 3,
+        "capped by the session's absolute limit"
+    );
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pair = app.refresh_ok(&pair.refresh_token).await;
+        assert!(pair.refresh_expires_in <= 3);
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_error(
+        app.refresh(&pair.refresh_token).await,
+        401,
+        ErrorCode::RefreshTokenExpired,
+    )
+    .await;
+}
+
+async fn fifty_concurrent_refreshes_one_winner(backend: Backend) {
+    let app = spawn_app_with(backend, no_grace).await;
+    let pair = app.signup("alice").await;
+    let responses = join_all((0..50).map(|_| app.refresh(&pair.refresh_token))).await;
+    let mut ok = 0;
+    let mut refused = 0;
+    for r in responses {
+        match r.status().as_u16() {
+            200 => ok += 1,
+            401 => {
+                let body: baton_shared::ApiError = r.json().await.unwrap();
+                assert!(
+                    matches!(
+                        body.code,
+                        ErrorCode::RefreshTokenReused | ErrorCode::SessionRevoked
+                    ),
+                    "{body:?}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    assert_eq!((ok, refused), (1, 49));
+    assert_eq!(
+        app.count_where(
+            "refresh_tokens",
+            "session_id = $1 AND generation = 1",
+            pair.session_id
+        )
+        .await,
+        1,
+        "exactly one child token"
+    );
+}
+
+async fn concurrent_refreshes_inside_the_grace_window_all_succeed(backend: Backend) {
+    // Two tabs (or a retry) racing with the same token must not log the user out.
+    let app = spawn_app(backend).await;
+    let pair = app.signup("alice").await;
+    let responses = join_all((0..8).map(|_| app.refresh(&pair.refresh_token))).await;
+    let mut pairs = Vec::new();
+    for r in responses {
+        assert_eq!(r.status(), StatusCode::OK);
+        pairs.push(r.json::<TokenPair>().await.unwrap());
+    }
+    // Any one of them carries on.
+    let next = app.refresh_ok(&pairs[5].refresh_token).await;
+    assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
+}
+
+async fn an_access_token_is_not_a_refresh_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pair = app.signup("alice").await;
+    assert_error(
+        app.refresh(&pair.access_token).await,
+        401,
+        ErrorCode::RefreshTokenInvalid,
+    )
+    .await;
+    assert_error(
+        app.me(&pair.refresh_token).await,
+        401,
+        ErrorCode::TokenInvalid,
+    )
+    .await;
+}
+
+async fn refresh_tokens_are_stored_only_as_hashes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pair = app.signup("alice").await;
+    let hash = baton_server::tokens::hash_refresh_token(&pair.refresh_token);
+    let stored: Vec<Vec<u8>> = match &app.state.db {
+        baton_server::store::Db::Sqlite { writer, .. } => {
+            sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+                .fetch_all(writer)
+                .await
+                .unwrap()
+        }
+        baton_server::store::Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(stored, vec![hash.to_vec()]);
+}
