@@ -241,43 +241,48 @@ fn spawn_background_tasks(
     state: AppState,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let sync = {
-        let state = state.clone();
-        let stop = stop.clone();
-        let every = Duration::from_millis(state.config.sync_interval_ms.max(50));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = state.sync_once().await {
-                            tracing::warn!(error = format!("{e:#}"), "sync with the database failed; will retry");
-                        }
+    let sync_every = Duration::from_millis(state.config.sync_interval_ms.max(50));
+    let purge_every = Duration::from_secs(state.config.purge_interval.max(1));
+    vec![
+        spawn_periodic(
+            "sync with the database",
+            sync_every,
+            stop.clone(),
+            state.clone(),
+            |s| async move { s.sync_once().await.map(|_| ()) },
+        ),
+        spawn_periodic("purge", purge_every, stop, state, |s| async move {
+            s.purge_once().await.map(|_| ())
+        }),
+    ]
+}
+
+/// Runs `job` every `every` until `stop`; a failed round is logged and retried next time.
+fn spawn_periodic<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    stop: CancellationToken,
+    state: AppState,
+    job: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = job(state.clone()).await {
+                        tracing::warn!(error = format!("{e:#}"), "{name} failed; will retry");
                     }
                 }
             }
-        })
-    };
-    let purge = {
-        let every = Duration::from_secs(state.config.purge_interval.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = state.purge_once().await {
-                            tracing::warn!(error = format!("{e:#}"), "purge failed; will retry");
-                        }
-                    }
-                }
-            }
-        })
-    };
-    vec![sync, purge]
+        }
+    })
 }
 
 async fn os_shutdown_signal() {

@@ -36,15 +36,15 @@ pub enum Db {
 }
 
 /// Runs `$body` with `$pool` bound to the pool for reads (`read`) or writes (`write`)
-/// of whichever database is configured.
+/// of whichever database is configured: `with_db!(db, read, |pool| query.fetch_all(pool).await?)`.
 macro_rules! with_db {
-    ($db:expr, read |$pool:ident| $body:expr) => {
+    ($db:expr, read, |$pool:ident| $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite { reader: $pool, .. } => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
-    ($db:expr, write |$pool:ident| $body:expr) => {
+    ($db:expr, write, |$pool:ident| $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite { writer: $pool, .. } => $body,
             $crate::store::Db::Postgres($pool) => $body,
@@ -138,12 +138,9 @@ impl Db {
 
     /// `SELECT 1`: is the database there and answering?
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        with_db!(
-            self,
-            read | pool | {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-        );
+        with_db!(self, read, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, AuthUser};
-use crate::store::sessions::{NewSession, RefreshLookup, RevokeReason, Successor};
+use crate::store::sessions::{Exchange, NewSession, RefreshLookup, RevokeReason, Successor};
 use crate::store::{self, now_ms};
 use crate::tokens::{hash_refresh_token, new_refresh_token};
 use crate::AppState;
@@ -189,73 +189,44 @@ async fn rotate(state: &AppState, hash: &[u8], mut found: RefreshLookup) -> Resu
         }
         let is_current =
             found.used_at.is_none() && found.token_generation == found.session_generation;
-        let successor_expires_at =
-            (now + secs_to_ms(config.refresh_idle_ttl)).min(found.session_expires_at);
-        if is_current {
-            if now >= found.token_expires_at {
-                return Err(refresh_expired());
-            }
-            let (token, new_hash) = new_refresh_token();
-            let next = Successor {
-                session_id: found.session_id,
-                token_hash: &new_hash,
-                now,
-                expires_at: successor_expires_at,
-            };
-            if store::sessions::rotate(&state.db, found.token_generation, next).await? {
-                return token_pair(
-                    state,
-                    found.user(),
-                    found.session_id,
-                    token,
-                    successor_expires_at,
-                    now,
-                );
-            }
-        } else {
+        if is_current && now >= found.token_expires_at {
+            return Err(refresh_expired());
+        }
+        if !is_current {
             let in_grace = grace_ms > 0
                 && found.token_generation + 1 == found.session_generation
                 && found.used_at.is_some_and(|used| now - used <= grace_ms);
             if !in_grace {
-                if store::sessions::revoke(
-                    &state.db,
-                    found.session_id,
-                    RevokeReason::RefreshTokenReused,
-                    now,
-                )
+                return Err(reuse_detected(state, &found, now).await?);
+            }
+        }
+        let expires_at = (now + secs_to_ms(config.refresh_idle_ttl)).min(found.session_expires_at);
+        let (token, new_hash) = new_refresh_token();
+        let next = Successor {
+            session_id: found.session_id,
+            token_hash: &new_hash,
+            now,
+            expires_at,
+        };
+        let issued = if is_current {
+            store::sessions::exchange(&state.db, Exchange::Rotate, found.token_generation, next)
                 .await?
-                {
-                    state.revocations.insert(found.session_id, now);
-                    state.metrics.revocation(RevokeReason::RefreshTokenReused);
-                    tracing::warn!(
-                        session_id = %found.session_id,
-                        user_id = %found.user_id,
-                        "refresh token reuse detected: session revoked"
-                    );
-                }
-                return Err(Error::client(
-                    ErrorCode::RefreshTokenReused,
-                    "this refresh token was already used; the session has been ended",
-                ));
-            }
-            let (token, new_hash) = new_refresh_token();
-            let next = Successor {
-                session_id: found.session_id,
-                token_hash: &new_hash,
-                now,
-                expires_at: successor_expires_at,
-            };
-            if store::sessions::add_sibling(&state.db, found.session_generation, next).await? {
+        } else {
+            store::sessions::exchange(&state.db, Exchange::Sibling, found.session_generation, next)
+                .await?
+        };
+        if issued {
+            if !is_current {
                 tracing::info!(session_id = %found.session_id, "refresh token presented again within the grace window");
-                return token_pair(
-                    state,
-                    found.user(),
-                    found.session_id,
-                    token,
-                    successor_expires_at,
-                    now,
-                );
             }
+            return token_pair(
+                state,
+                found.user(),
+                found.session_id,
+                token,
+                expires_at,
+                now,
+            );
         }
         // Another exchange changed the session between our read and our write: read
         // again on the write path, which sees it.
@@ -271,6 +242,26 @@ async fn rotate(state: &AppState, hash: &[u8], mut found: RefreshLookup) -> Resu
     Err(Error::client(
         ErrorCode::RefreshTokenReused,
         "this refresh token was already used",
+    ))
+}
+
+/// A rotated token presented again outside the grace window: it was copied. The whole
+/// session is revoked, so that neither the thief nor the user keeps a working token.
+async fn reuse_detected(state: &AppState, found: &RefreshLookup, now: i64) -> Result<Error> {
+    let session_id = found.session_id;
+    if store::sessions::revoke(&state.db, session_id, RevokeReason::RefreshTokenReused, now).await?
+    {
+        state.revocations.insert(session_id, now);
+        state.metrics.revocation(RevokeReason::RefreshTokenReused);
+        tracing::warn!(
+            %session_id,
+            user_id = %found.user_id,
+            "refresh token reuse detected: session revoked"
+        );
+    }
+    Ok(Error::client(
+        ErrorCode::RefreshTokenReused,
+        "this refresh token was already used; the session has been ended",
     ))
 }
 

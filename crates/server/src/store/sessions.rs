@@ -4,7 +4,7 @@
 //! A session row carries a `generation` counter. The refresh tokens that may rotate now
 //! are those of the session's current generation; a rotation is one compare-and-swap
 //! on the counter, in a transaction that also marks the generation used and inserts the
-//! successor. Of any number of concurrent rotations of one token, exactly one wins.
+//! successor (see [`exchange`]). Of any number of concurrent rotations of one token, exactly one wins.
 
 use baton_shared::{Session, User};
 use uuid::Uuid;
@@ -51,13 +51,9 @@ pub struct NewSession<'a> {
 
 #[tracing::instrument(skip_all, fields(session_id = %new.id, user_id = %new.user_id))]
 pub async fn create(db: &Db, new: NewSession<'_>) -> Result<()> {
-    with_db!(
-        db,
-        write
-            | pool
-            | {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
+    with_db!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
             "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at, expires_at, generation)
              VALUES ($1, $2, $3, $4, $5, $5, $6, 0)",
         )
@@ -69,7 +65,7 @@ pub async fn create(db: &Db, new: NewSession<'_>) -> Result<()> {
         .bind(new.expires_at)
         .execute(&mut *tx)
         .await?;
-                sqlx::query(
+        sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
              VALUES ($1, $2, 0, $3, $4)",
         )
@@ -79,9 +75,8 @@ pub async fn create(db: &Db, new: NewSession<'_>) -> Result<()> {
         .bind(new.token_expires_at)
         .execute(&mut *tx)
         .await?;
-                tx.commit().await?;
-            }
-    );
+        tx.commit().await?;
+    });
     Ok(())
 }
 
@@ -122,30 +117,24 @@ const LOOKUP_SQL: &str =
 /// Looks a refresh token up by its hash, on the read path.
 #[tracing::instrument(skip_all)]
 pub async fn find_refresh(db: &Db, token_hash: &[u8]) -> Result<Option<RefreshLookup>> {
-    Ok(with_db!(
-        db,
-        read | pool | {
-            sqlx::query_as(LOOKUP_SQL)
-                .bind(token_hash)
-                .fetch_optional(pool)
-                .await?
-        }
-    ))
+    Ok(with_db!(db, read, |pool| {
+        sqlx::query_as(LOOKUP_SQL)
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?
+    }))
 }
 
 /// Looks a refresh token up on the write path, which sees every committed rotation
 /// (used after losing a race, to learn what the winner did).
 #[tracing::instrument(skip_all)]
 pub async fn find_refresh_fresh(db: &Db, token_hash: &[u8]) -> Result<Option<RefreshLookup>> {
-    Ok(with_db!(
-        db,
-        write | pool | {
-            sqlx::query_as(LOOKUP_SQL)
-                .bind(token_hash)
-                .fetch_optional(pool)
-                .await?
-        }
-    ))
+    Ok(with_db!(db, write, |pool| {
+        sqlx::query_as(LOOKUP_SQL)
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?
+    }))
 }
 
 /// The successor of a rotation.
@@ -157,113 +146,93 @@ pub struct Successor<'a> {
     pub expires_at: i64,
 }
 
-/// Rotates generation `generation` of a session: succeeds for exactly one caller.
-/// Returns false when the generation already moved on (another rotation won) or the
-/// session was revoked meanwhile.
-#[tracing::instrument(skip_all, fields(session_id = %next.session_id, generation))]
-pub async fn rotate(db: &Db, generation: i64, next: Successor<'_>) -> Result<bool> {
-    with_db!(
-        db,
-        write | pool | {
-            let mut tx = pool.begin().await?;
-            let claimed = sqlx::query(
-                "UPDATE sessions SET generation = generation + 1, last_used_at = $1
-              WHERE id = $2 AND generation = $3 AND revoked_at IS NULL",
-            )
-            .bind(next.now)
-            .bind(next.session_id)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
+/// How a refresh token is exchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// The current generation rotates: it is marked used and the successor starts
+    /// the next generation. Of any number of concurrent rotations, one wins.
+    Rotate,
+    /// Inside the reuse grace window: a just-rotated token gets another token of the
+    /// current generation, as long as the chain has not moved past it.
+    Sibling,
+}
+
+/// Issues a successor token of `generation` (the presented token's generation for
+/// [`Exchange::Rotate`], the session's for [`Exchange::Sibling`]) in one transaction
+/// that starts with a compare-and-swap on the session row. Returns false when the
+/// session moved on meanwhile (another exchange won) or was revoked.
+#[tracing::instrument(skip_all, fields(session_id = %next.session_id, ?exchange, generation))]
+pub async fn exchange(
+    db: &Db,
+    exchange: Exchange,
+    generation: i64,
+    next: Successor<'_>,
+) -> Result<bool> {
+    let (bump, new_generation) = match exchange {
+        Exchange::Rotate => (1_i64, generation + 1),
+        Exchange::Sibling => (0, generation),
+    };
+    with_db!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        // The first statement writes, so SQLite takes the write lock at once and
+        // PostgreSQL locks the row: concurrent exchanges of one session serialize here.
+        let claimed = sqlx::query(
+            "UPDATE sessions SET generation = generation + $1, last_used_at = $2
+              WHERE id = $3 AND generation = $4 AND revoked_at IS NULL",
+        )
+        .bind(bump)
+        .bind(next.now)
+        .bind(next.session_id)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if exchange == Exchange::Rotate {
             sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $1
-              WHERE session_id = $2 AND generation = $3 AND used_at IS NULL",
+                  WHERE session_id = $2 AND generation = $3 AND used_at IS NULL",
             )
             .bind(next.now)
             .bind(next.session_id)
             .bind(generation)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+        }
+        sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(next.token_hash)
         .bind(next.session_id)
-        .bind(generation + 1)
+        .bind(new_generation)
         .bind(next.now)
         .bind(next.expires_at)
         .execute(&mut *tx)
         .await?;
-            tx.commit().await?;
-        }
-    );
-    Ok(true)
-}
-
-/// Inside the reuse grace window: gives the caller of a just-rotated token another
-/// token of the current generation, as long as the chain has not moved past it.
-/// Returns false when it has (or the session was revoked).
-#[tracing::instrument(skip_all, fields(session_id = %next.session_id, generation))]
-pub async fn add_sibling(db: &Db, generation: i64, next: Successor<'_>) -> Result<bool> {
-    with_db!(
-        db,
-        write | pool | {
-            let mut tx = pool.begin().await?;
-            let current = sqlx::query(
-                "UPDATE sessions SET last_used_at = $1
-              WHERE id = $2 AND generation = $3 AND revoked_at IS NULL",
-            )
-            .bind(next.now)
-            .bind(next.session_id)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if current != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(next.token_hash)
-        .bind(next.session_id)
-        .bind(generation)
-        .bind(next.now)
-        .bind(next.expires_at)
-        .execute(&mut *tx)
-        .await?;
-            tx.commit().await?;
-        }
-    );
+        tx.commit().await?;
+    });
     Ok(true)
 }
 
 /// Ends a session. Returns true when this call ended it (false: already ended or unknown).
 #[tracing::instrument(skip(db))]
 pub async fn revoke(db: &Db, session_id: Uuid, reason: RevokeReason, now: i64) -> Result<bool> {
-    let n = with_db!(
-        db,
-        write | pool | {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+    let n = with_db!(db, write, |pool| {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE id = $3 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(reason.as_str())
-            .bind(session_id)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }
-    );
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(session_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
     Ok(n == 1)
 }
 
@@ -276,22 +245,19 @@ pub async fn revoke_owned(
     reason: RevokeReason,
     now: i64,
 ) -> Result<bool> {
-    let n = with_db!(
-        db,
-        write | pool | {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+    let n = with_db!(db, write, |pool| {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1",
-            )
-            .bind(now)
-            .bind(reason.as_str())
-            .bind(session_id)
-            .bind(user_id)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }
-    );
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(session_id)
+        .bind(user_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
     Ok(n == 1)
 }
 
@@ -304,36 +270,30 @@ pub async fn revoke_all(
     reason: RevokeReason,
     now: i64,
 ) -> Result<Vec<Uuid>> {
-    Ok(with_db!(
-        db,
-        write | pool | {
-            sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+    Ok(with_db!(db, write, |pool| {
+        sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE user_id = $3 AND revoked_at IS NULL AND ($4 IS NULL OR id <> $4)
               RETURNING id",
-            )
-            .bind(now)
-            .bind(reason.as_str())
-            .bind(user_id)
-            .bind(except)
-            .fetch_all(pool)
-            .await?
-        }
-    ))
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(user_id)
+        .bind(except)
+        .fetch_all(pool)
+        .await?
+    }))
 }
 
 /// The session a refresh token belongs to, whatever the token's state.
 #[tracing::instrument(skip_all)]
 pub async fn session_of_token(db: &Db, token_hash: &[u8]) -> Result<Option<Uuid>> {
-    Ok(with_db!(
-        db,
-        read | pool | {
-            sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(pool)
-                .await?
-        }
-    ))
+    Ok(with_db!(db, read, |pool| {
+        sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?
+    }))
 }
 
 #[derive(sqlx::FromRow)]
@@ -350,10 +310,8 @@ struct SessionRow {
 /// most recently used first. `current` marks the asking session.
 #[tracing::instrument(skip(db))]
 pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Result<Vec<Session>> {
-    let rows: Vec<SessionRow> = with_db!(
-        db,
-        read | pool | {
-            sqlx::query_as(
+    let rows: Vec<SessionRow> = with_db!(db, read, |pool| {
+        sqlx::query_as(
             "SELECT s.id, s.device_name, s.user_agent, s.created_at, s.last_used_at, s.expires_at
                FROM sessions s
               WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
@@ -366,8 +324,7 @@ pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Res
         .bind(now)
         .fetch_all(pool)
         .await?
-        }
-    );
+    });
     Ok(rows
         .into_iter()
         .map(|r| Session {
@@ -386,17 +343,14 @@ pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Res
 /// poll to learn of revocations.
 #[tracing::instrument(skip(db))]
 pub async fn revoked_since(db: &Db, since: i64) -> Result<Vec<(Uuid, i64)>> {
-    Ok(with_db!(
-        db,
-        read | pool | {
-            sqlx::query_as(
+    Ok(with_db!(db, read, |pool| {
+        sqlx::query_as(
             "SELECT id, revoked_at FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at >= $1",
         )
         .bind(since)
         .fetch_all(pool)
         .await?
-        }
-    ))
+    }))
 }
 
 /// What a purge removed.
@@ -412,28 +366,22 @@ pub struct Purged {
 #[tracing::instrument(skip(db))]
 pub async fn purge(db: &Db, now: i64, keep: i64) -> Result<Purged> {
     let cutoff = now - keep;
-    with_db!(
-        db,
-        write
-            | pool
-            | {
-                let refresh_tokens =
-                    sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                        .bind(cutoff)
-                        .execute(pool)
-                        .await?
-                        .rows_affected();
-                let sessions = sqlx::query(
+    with_db!(db, write, |pool| {
+        let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        let sessions = sqlx::query(
             "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
         )
         .bind(cutoff)
         .execute(pool)
         .await?
         .rows_affected();
-                Ok(Purged {
-                    refresh_tokens,
-                    sessions,
-                })
-            }
-    )
+        Ok(Purged {
+            refresh_tokens,
+            sessions,
+        })
+    })
 }

@@ -50,7 +50,7 @@ struct CredentialsRow {
 pub async fn create(db: &Db, username: &Username, password_hash: &str) -> Result<User> {
     let now = now_ms();
     let id = Uuid::now_v7();
-    let row: UserRow = with_db!(db, write |pool| {
+    let row: UserRow = with_db!(db, write, |pool| {
         sqlx::query_as(
             "INSERT INTO users (id, username, username_canonical, password_hash, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5)
@@ -72,18 +72,14 @@ pub async fn create(db: &Db, username: &Username, password_hash: &str) -> Result
 
 #[tracing::instrument(skip(db))]
 pub async fn find_credentials(db: &Db, username: &Username) -> Result<Option<UserCredentials>> {
-    let row: Option<CredentialsRow> = with_db!(
-        db,
-        read | pool
-            | {
-                sqlx::query_as(
+    let row: Option<CredentialsRow> = with_db!(db, read, |pool| {
+        sqlx::query_as(
             "SELECT id, username, created_at, password_hash FROM users WHERE username_canonical = $1",
         )
         .bind(username.canonical())
         .fetch_optional(pool)
         .await?
-            }
-    );
+    });
     Ok(row.map(|r| UserCredentials {
         user: User {
             id: r.id,
@@ -96,44 +92,35 @@ pub async fn find_credentials(db: &Db, username: &Username) -> Result<Option<Use
 
 #[tracing::instrument(skip(db))]
 pub async fn find_password_hash(db: &Db, user_id: Uuid) -> Result<Option<String>> {
-    Ok(with_db!(
-        db,
-        read | pool | {
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(pool)
-                .await?
-        }
-    ))
+    Ok(with_db!(db, read, |pool| {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+    }))
 }
 
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, user_id: Uuid) -> Result<Option<User>> {
-    let row: Option<UserRow> = with_db!(
-        db,
-        read | pool | {
-            sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(pool)
-                .await?
-        }
-    );
+    let row: Option<UserRow> = with_db!(db, read, |pool| {
+        sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+    });
     Ok(row.map(User::from))
 }
 
 #[tracing::instrument(skip(db, password_hash))]
 pub async fn set_password_hash(db: &Db, user_id: Uuid, password_hash: &str) -> Result<()> {
-    with_db!(
-        db,
-        write | pool | {
-            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-                .bind(password_hash)
-                .bind(now_ms())
-                .bind(user_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-    );
+    with_db!(db, write, |pool| {
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(now_ms())
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
     Ok(())
 }
