@@ -7,6 +7,7 @@
 //   (a panic in the wasm shows up as both). A test that expects some, e.g. the browser's
 //   own "Failed to load resource: ... 401" line, lists patterns for them:
 //     test.use({ allowedConsoleErrors: [/status of 401/] });
+//   Uncaught page errors always fail the test.
 // - `gotoHydrated(page, path)` loads a page and waits until the wasm has hydrated it, so
 //   clicks reach Leptos' event handlers rather than the inert server-rendered HTML.
 import { test as base, expect, type Page } from '@playwright/test';
