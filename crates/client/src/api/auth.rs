@@ -1,0 +1,43 @@
+//! `/api/auth/*`: register, login, logout, logout-all.
+
+use baton_shared::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User, UserEnvelope};
+
+use crate::{call_no_content, call_public, json_body, runtime, ClientError, Method};
+
+/// `POST /api/auth/register`: creates the account (does not log in).
+pub async fn register(request: &RegisterRequest) -> Result<User, ClientError> {
+    let answer = call_public(Method::Post, "/api/auth/register", json_body(request)).await?;
+    Ok(answer.json::<UserEnvelope>()?.user)
+}
+
+/// `POST /api/auth/login`: on success the session is stored and shared with every tab.
+pub async fn login(request: &LoginRequest) -> Result<User, ClientError> {
+    let answer = call_public(Method::Post, "/api/auth/login", json_body(request)).await?;
+    let pair: TokenPair = answer.json()?;
+    let user = pair.user.clone();
+    runtime::start_session(pair);
+    Ok(user)
+}
+
+/// Logs out: forgets the session in every tab at once, then ends it on the server.
+/// The local logout happens even if the server cannot be reached (the error is still
+/// returned, for the app to mention).
+pub async fn logout() -> Result<(), ClientError> {
+    let Some(refresh_token) = runtime::take_session().await else {
+        return Ok(());
+    };
+    call_public(
+        Method::Post,
+        "/api/auth/logout",
+        json_body(&RefreshRequest { refresh_token }),
+    )
+    .await
+    .map(drop)
+}
+
+/// `POST /api/auth/logout-all`: ends every session of the user, then this one locally.
+pub async fn logout_all() -> Result<(), ClientError> {
+    call_no_content(Method::Post, "/api/auth/logout-all", None).await?;
+    runtime::take_session().await;
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The browser runtime: the session in memory, kept equal to `localStorage` across
+//! tabs, the single-flight refresh, and the listeners and timer that drive it.
+//!
+//! A browser tab runs one thread, so the state is a thread-local with `RefCell`s;
+//! no borrow is ever held across an `.await` or a call out to listeners.
+
+mod events;
+mod http;
+mod lock;
+mod refresh;
+mod storage;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use baton_shared::TokenPair;
+use uuid::Uuid;
+
+use crate::error::{classify_api_answer, error_from_answer, ApiVerdict, ClientError};
+use crate::status::{
+    self, Connection, EndHandler, EndReason, Listeners, SessionEnd, SessionInfo, Snapshot,
+};
+use crate::stored::StoredSession;
+use crate::{nav, Answer, Config, Method, Subscription};
+
+pub(crate) use refresh::retry_now;
+
+#[derive(Default)]
+struct Runtime {
+    config: RefCell<Config>,
+    started: Cell<bool>,
+    session: RefCell<Option<StoredSession>>,
+    connection: Cell<Option<Connection>>,
+    listeners: RefCell<Listeners>,
+    end_handler: RefCell<Option<EndHandler>>,
+}
+
+thread_local! {
+    static RUNTIME: Runtime = Runtime::default();
+}
+
+fn with<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    RUNTIME.with(f)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+pub(crate) fn random_id() -> String {
+    format!(
+        "{:08x}{:08x}",
+        (js_sys::Math::random() * u32::MAX as f64) as u32,
+        (js_sys::Math::random() * u32::MAX as f64) as u32
+    )
+}
+
+fn config() -> Config {
+    with(|rt| rt.config.borrow().clone())
+}
+
+pub(crate) fn init(config: Config) {
+    with(|rt| *rt.config.borrow_mut() = config);
+    let first = with(|rt| !rt.started.replace(true));
+    if first {
+        events::listen();
+    }
+    let key = self::config().storage_key;
+    set_session(storage::load_session(&key), Persist::No);
+}
+
+fn ensure_started() {
+    if !with(|rt| rt.started.get()) {
+        init(config());
+    }
+}
+
+pub(crate) fn snapshot() -> Snapshot {
+    ensure_started();
+    with(|rt| Snapshot {
+        session: rt.session.borrow().as_ref().map(SessionInfo::from),
+        connection: rt.connection.get().unwrap_or(Connection::Online),
+    })
+}
+
+pub(crate) fn subscribe(listener: Rc<dyn Fn(&Snapshot)>) -> Subscription {
+    with(|rt| rt.listeners.borrow_mut().add(listener))
+}
+
+pub(crate) fn unsubscribe(subscription: Subscription) {
+    with(|rt| rt.listeners.borrow_mut().remove(subscription))
+}
+
+pub(crate) fn set_session_end_handler(handler: Option<EndHandler>) {
+    with(|rt| *rt.end_handler.borrow_mut() = handler);
+}
+
+fn notify() {
+    let snapshot = snapshot();
+    with(|rt| status::notify(&rt.listeners, &snapshot));
+}
+
+/// The session in memory (the tokens this tab sends).
+fn session() -> Option<StoredSession> {
+    with(|rt| rt.session.borrow().clone())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    /// Also write (or remove) it in `localStorage`.
+    Yes,
+    /// It came from `localStorage`.
+    No,
+}
+
+/// Replaces the session in memory, reschedules the proactive refresh, tells listeners.
+fn set_session(session: Option<StoredSession>, persist: Persist) {
+    let key = config().storage_key;
+    if persist == Persist::Yes {
+        match &session {
+            Some(s) => storage::save_session(&key, s),
+            None => storage::remove(&key),
+        }
+    }
+    let changed = with(|rt| {
+        let mut current = rt.session.borrow_mut();
+        let changed = *current != session;
+        *current = session;
+        changed
+    });
+    if changed {
+        events::schedule_refresh();
+        notify();
+    }
+}
+
+fn set_connection(connection: Connection) {
+    let changed = with(|rt| rt.connection.replace(Some(connection)) != Some(connection));
+    if changed {
+        notify();
+    }
+}
+
+/// Path and query of the page, for `next=`.
+fn current_path() -> Option<String> {
+    let location = web_sys::window()?.location();
+    Some(format!(
+        "{}{}",
+        location.pathname().ok()?,
+        location.search().unwrap_or_default()
+    ))
+}
+
+/// The session `session_id` is over. Clears it (unless another tab has meanwhile
+/// stored a different session, which is adopted instead) and, if this tab was using
+/// it, tells the app where to send the user.
+fn end_session(reason: EndReason, session_id: Uuid) {
+    let config = config();
+    let stored = storage::load_session(&config.storage_key);
+    let was_ours = with(|rt| {
+        rt.session
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.session_id == session_id)
+    });
+    match stored {
+        Some(other) if other.session_id != session_id => {
+            set_session(Some(other), Persist::No);
+            return;
+        }
+        Some(_) => storage::remove(&config.storage_key),
+        None => {}
+    }
+    if !was_ours {
+        return;
+    }
+    set_session(None, Persist::No);
+    set_connection(Connection::Online);
+    let end = SessionEnd {
+        reason,
+        login_url: nav::login_url(&config.login_path, current_path().as_deref()),
+    };
+    let handler = with(|rt| rt.end_handler.borrow().clone());
+    match handler {
+        Some(handler) => handler(&end),
+        None => {
+            if let Some(window) = web_sys::window() {
+                let _ = window.location().assign(&end.login_url);
+            }
+        }
+    }
+}
+
+/// An exchange without the access token (register, login, logout).
+pub(crate) async fn send_public(
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Answer, ClientError> {
+    let config = config();
+    http::send(
+        method,
+        &config.url(path),
+        body.as_deref(),
+        None,
+        config.request_timeout_ms,
+    )
+    .await
+}
+
+/// An exchange with the access token: refreshed first if it is known to be stale,
+/// refreshed and retried once on 401 `token_expired`, and the session ended on a 401
+/// that refuses it.
+pub(crate) async fn send_authed(
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Answer, ClientError> {
+    ensure_started();
+    let config = config();
+    let mut session = session().ok_or(ClientError::NotLoggedIn)?;
+    if !session.access_usable(now_ms()) {
+        refresh::refresh_after(&session.access_token).await?;
+        session = self::session().ok_or(ClientError::SessionEnded)?;
+    }
+    let mut retried = false;
+    loop {
+        let answer = http::send(
+            method,
+            &config.url(path),
+            body.as_deref(),
+            Some(&session.access_token),
+            config.request_timeout_ms,
+        )
+        .await?;
+        if answer.is_success() {
+            return Ok(answer);
+        }
+        let error = error_from_answer(answer.status, &answer.body);
+        match classify_api_answer(answer.status, Some(error.code)) {
+            ApiVerdict::RefreshAndRetry if !retried => {
+                retried = true;
+                refresh::refresh_after(&session.access_token).await?;
+                session = self::session().ok_or(ClientError::SessionEnded)?;
+            }
+            ApiVerdict::EndSession(code) => {
+                end_session(EndReason::Refused(code), session.session_id);
+                return Err(ClientError::SessionEnded);
+            }
+            _ => {
+                return Err(ClientError::Api {
+                    status: answer.status,
+                    error,
+                })
+            }
+        }
+    }
+}
+
+/// Stores the tokens of a successful login.
+pub(crate) fn start_session(pair: TokenPair) {
+    ensure_started();
+    set_session(
+        Some(StoredSession::from_pair(pair, now_ms(), 0)),
+        Persist::Yes,
+    );
+    set_connection(Connection::Online);
+}
+
+/// Forgets the session in this tab (and, through `localStorage`, every tab), and
+/// gives back its refresh token for the server-side logout.
+pub(crate) async fn take_session() -> Option<String> {
+    ensure_started();
+    let config = config();
+    // Under the refresh lock, so that no tab is halfway through rotating the token.
+    let stored = lock::exclusive(&config.lock_name(), async {
+        let stored = storage::load_session(&config.storage_key);
+        storage::remove(&config.storage_key);
+        stored
+    })
+    .await;
+    set_session(None, Persist::No);
+    set_connection(Connection::Online);
+    stored.map(|s| s.refresh_token)
+}

@@ -1,0 +1,95 @@
+//! What keeps a tab current without any API call: the `storage` event (another tab
+//! refreshed, logged in or out), the proactive-refresh timer, `visibilitychange` and
+//! `online`.
+
+use std::cell::RefCell;
+
+use gloo_timers::callback::Timeout;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::{config, end_session, now_ms, refresh, session, set_session, storage, Persist};
+use crate::status::EndReason;
+use crate::timing;
+
+thread_local! {
+    static TIMER: RefCell<Option<Timeout>> = const { RefCell::new(None) };
+}
+
+/// Attaches the page-lifetime listeners (once per page).
+pub(crate) fn listen() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let on_storage = Closure::<dyn Fn(web_sys::StorageEvent)>::new(on_storage);
+    let _ = window.add_event_listener_with_callback("storage", on_storage.as_ref().unchecked_ref());
+    on_storage.forget();
+
+    let on_visible = Closure::<dyn Fn()>::new(on_visible);
+    if let Some(document) = window.document() {
+        let _ = document.add_event_listener_with_callback(
+            "visibilitychange",
+            on_visible.as_ref().unchecked_ref(),
+        );
+    }
+    on_visible.forget();
+
+    let on_online = Closure::<dyn Fn()>::new(refresh::retry_now);
+    let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    on_online.forget();
+}
+
+fn on_storage(event: web_sys::StorageEvent) {
+    let key = config().storage_key;
+    // `key` is null when the whole storage was cleared.
+    if event.key().is_some_and(|k| k != key) {
+        return;
+    }
+    match storage::load_session(&key) {
+        Some(stored) => set_session(Some(stored), Persist::No),
+        None => {
+            if let Some(s) = session() {
+                end_session(EndReason::SignedOutElsewhere, s.session_id);
+            }
+        }
+    }
+}
+
+fn visible() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+}
+
+fn on_visible() {
+    if !visible() {
+        return;
+    }
+    // Back from sleep or from another tab: catch up with what other tabs stored, and
+    // refresh first if the token went stale meanwhile.
+    let key = config().storage_key;
+    if let Some(stored) = storage::load_session(&key) {
+        set_session(Some(stored), Persist::No);
+    }
+    refresh::retry_now();
+    wasm_bindgen_futures::spawn_local(refresh::refresh_if_due());
+}
+
+/// (Re)arms the proactive refresh for the session in memory.
+pub(crate) fn schedule_refresh() {
+    let next = session().map(|s| {
+        // Spread tabs a little so they rarely contend for the lock.
+        let spread = (timing::lead_ms(s.access_lifetime_ms()) / 4).min(2_000) as f64;
+        let due = s.refresh_due_at() - (js_sys::Math::random() * spread) as i64;
+        (due - now_ms()).clamp(0, i32::MAX as i64) as u32
+    });
+    let timer = next.map(|delay| {
+        Timeout::new(delay, || {
+            if visible() {
+                wasm_bindgen_futures::spawn_local(refresh::refresh_if_due());
+            }
+        })
+    });
+    // Dropping the previous `Timeout` cancels it.
+    TIMER.with(|t| *t.borrow_mut() = timer);
+}

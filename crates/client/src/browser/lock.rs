@@ -1,0 +1,119 @@
+//! One refresh at a time across every tab of the origin.
+//!
+//! With the Web Locks API (`navigator.locks.request`), the browser queues the tabs and
+//! releases a lock when its tab closes. web-sys only exposes it behind
+//! `web_sys_unstable_apis`, so it is bound here by hand. Where it is missing (old
+//! browsers, pages not served from a secure context) a `localStorage` lease stands in,
+//! see [`crate::lease`].
+
+use std::future::Future;
+
+use futures::channel::oneshot;
+use futures::future::{select, Either};
+use gloo_timers::future::TimeoutFuture;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::{now_ms, random_id, storage};
+use crate::lease::{self, LeaseCheck};
+
+#[wasm_bindgen]
+extern "C" {
+    type LockManager;
+
+    #[wasm_bindgen(method, js_name = request)]
+    fn request(this: &LockManager, name: &str, callback: &js_sys::Function) -> js_sys::Promise;
+}
+
+fn lock_manager() -> Option<LockManager> {
+    let navigator = web_sys::window()?.navigator();
+    let locks = js_sys::Reflect::get(&navigator, &JsValue::from_str("locks")).ok()?;
+    let request = js_sys::Reflect::get(&locks, &JsValue::from_str("request")).ok()?;
+    request.is_function().then(|| locks.unchecked_into())
+}
+
+/// Runs `work` while holding the exclusive lock `name`.
+pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T {
+    if let Some(manager) = lock_manager() {
+        if let Some(held) = web_lock(&manager, name).await {
+            let out = work.await;
+            drop(held);
+            return out;
+        }
+    }
+    let held = lease(name).await;
+    let out = work.await;
+    drop(held);
+    out
+}
+
+/// Releases a Web Lock when dropped (also when the future holding it is cancelled).
+struct WebLock(js_sys::Function);
+
+impl Drop for WebLock {
+    fn drop(&mut self) {
+        let _ = self.0.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// Waits for the Web Lock; `None` if the browser refused the request.
+async fn web_lock(manager: &LockManager, name: &str) -> Option<WebLock> {
+    let mut resolve = None;
+    // The lock is held until the promise the callback returns settles.
+    let release = js_sys::Promise::new(&mut |res, _rej| resolve = Some(res));
+    let held = WebLock(resolve?);
+    let (granted_tx, granted_rx) = oneshot::channel::<()>();
+    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        let _ = granted_tx.send(());
+        release.into()
+    });
+    let requested = JsFuture::from(manager.request(name, callback.unchecked_ref()));
+    match select(granted_rx, requested).await {
+        Either::Left((Ok(()), _)) => Some(held),
+        // The request promise settled before the callback ran: it was rejected.
+        _ => None,
+    }
+}
+
+/// Releases a `localStorage` lease when dropped, if it is still ours.
+struct Lease {
+    key: String,
+    me: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if lease::check(storage::get(&self.key).as_deref(), &self.me, now_ms()) == LeaseCheck::Held
+        {
+            storage::remove(&self.key);
+        }
+    }
+}
+
+async fn lease(name: &str) -> Lease {
+    let held = Lease {
+        key: format!("{name}.lease"),
+        me: random_id(),
+    };
+    if !storage::available() {
+        // Nothing to coordinate through; the re-read of the tokens is all we have.
+        return held;
+    }
+    loop {
+        let now = now_ms();
+        match lease::check(storage::get(&held.key).as_deref(), &held.me, now) {
+            LeaseCheck::Held => return held,
+            LeaseCheck::Free => {
+                if !storage::set(&held.key, &lease::new_lease(&held.me, now)) {
+                    return held;
+                }
+                // Let a tab that wrote at the same moment win or lose visibly.
+                TimeoutFuture::new(20 + (js_sys::Math::random() * 30.0) as u32).await;
+            }
+            LeaseCheck::Taken => {
+                TimeoutFuture::new(50 + (js_sys::Math::random() * 100.0) as u32).await;
+            }
+        }
+    }
+}

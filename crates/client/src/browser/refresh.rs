@@ -1,0 +1,176 @@
+//! The refresh: single flight within a tab, one at a time across tabs, retried with
+//! backoff on failure, and ended only by a definite refusal.
+
+use std::cell::RefCell;
+
+use baton_shared::{RefreshRequest, TokenPair};
+use futures::channel::oneshot;
+use futures::future::{select, LocalBoxFuture, Shared};
+use futures::FutureExt;
+use gloo_timers::future::TimeoutFuture;
+
+use super::{
+    config, end_session, http, lock, now_ms, session, set_connection, set_session, storage, Persist,
+};
+use crate::error::{classify_refresh_failure, error_from_answer, ClientError, RefreshVerdict};
+use crate::status::{Connection, EndReason};
+use crate::stored::StoredSession;
+use crate::{Config, Method};
+
+type Flight = Shared<LocalBoxFuture<'static, Result<(), ClientError>>>;
+
+thread_local! {
+    /// The refresh in progress in this tab; every caller awaits the same one.
+    static IN_FLIGHT: RefCell<Option<Flight>> = const { RefCell::new(None) };
+    /// Wakes a refresh that is waiting to retry (`online` event, the page becoming
+    /// visible, or the user asking).
+    static WAKE: RefCell<Option<oneshot::Sender<()>>> = const { RefCell::new(None) };
+}
+
+/// Makes sure this tab holds an access token newer than `stale_access`: returns at once
+/// if it already does (another caller or tab refreshed meanwhile), else joins or starts
+/// the refresh.
+pub(crate) async fn refresh_after(stale_access: &str) -> Result<(), ClientError> {
+    let current = session().ok_or(ClientError::SessionEnded)?;
+    if current.access_token != stale_access && current.access_usable(now_ms()) {
+        return Ok(());
+    }
+    flight(current.refresh_token).await
+}
+
+/// The refresh in flight, or a new one that starts from `known_refresh`, the refresh
+/// token this tab holds now.
+fn flight(known_refresh: String) -> Flight {
+    if let Some(flight) = IN_FLIGHT.with(|f| f.borrow().clone()) {
+        return flight;
+    }
+    let flight = run(known_refresh).boxed_local().shared();
+    IN_FLIGHT.with(|f| *f.borrow_mut() = Some(flight.clone()));
+    // Driven by its own task, so it finishes (and releases the cross-tab lock) even
+    // if every caller awaiting it is dropped.
+    wasm_bindgen_futures::spawn_local(flight.clone().map(|_| ()));
+    flight
+}
+
+/// Wakes a refresh that waits to retry, so it tries again now.
+pub(crate) fn retry_now() {
+    if let Some(wake) = WAKE.with(|w| w.borrow_mut().take()) {
+        let _ = wake.send(());
+    }
+}
+
+enum Attempt {
+    /// This tab now holds fresh tokens.
+    Done,
+    /// The server refused the session.
+    Refused(baton_shared::ErrorCode, uuid::Uuid),
+    /// Nothing is stored any more: the user logged out in another tab.
+    Gone,
+    /// No usable answer; try again later.
+    Failed { retry_after_ms: Option<i64> },
+}
+
+async fn run(known_refresh: String) -> Result<(), ClientError> {
+    let config = config();
+    let mut failures = 0u32;
+    let result = loop {
+        let attempt = lock::exclusive(&config.lock_name(), attempt(&config, &known_refresh)).await;
+        match attempt {
+            Attempt::Done => break Ok(()),
+            Attempt::Refused(code, session_id) => {
+                end_session(EndReason::Refused(code), session_id);
+                break Err(ClientError::SessionEnded);
+            }
+            Attempt::Gone => {
+                if let Some(s) = session() {
+                    end_session(EndReason::SignedOutElsewhere, s.session_id);
+                }
+                break Err(ClientError::SessionEnded);
+            }
+            Attempt::Failed { retry_after_ms } => {
+                failures = failures.saturating_add(1);
+                let delay =
+                    config
+                        .backoff
+                        .delay_ms(failures, js_sys::Math::random(), retry_after_ms);
+                set_connection(Connection::Reconnecting {
+                    failures,
+                    retry_at: now_ms() + delay,
+                    cooling_down: config.backoff.cooling_down(failures),
+                });
+                wait(delay).await;
+            }
+        }
+    };
+    set_connection(Connection::Online);
+    IN_FLIGHT.with(|f| *f.borrow_mut() = None);
+    result
+}
+
+/// One try, holding the cross-tab lock.
+async fn attempt(config: &Config, known_refresh: &str) -> Attempt {
+    // Re-read: another tab may have refreshed (or logged out) while we waited.
+    let Some(stored) = storage::load_session(&config.storage_key) else {
+        return Attempt::Gone;
+    };
+    if stored.refresh_token != known_refresh && stored.access_usable(now_ms()) {
+        set_session(Some(stored), Persist::No);
+        return Attempt::Done;
+    }
+    let body = serde_json::to_string(&RefreshRequest {
+        refresh_token: stored.refresh_token.clone(),
+    })
+    .unwrap_or_default();
+    let answer = http::send(
+        Method::Post,
+        &config.url("/api/auth/refresh"),
+        Some(&body),
+        None,
+        config.request_timeout_ms,
+    )
+    .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(_) => {
+            return Attempt::Failed {
+                retry_after_ms: None,
+            }
+        }
+    };
+    if answer.is_success() {
+        return match serde_json::from_str::<TokenPair>(&answer.body) {
+            Ok(pair) => {
+                let fresh = StoredSession::from_pair(pair, now_ms(), stored.refreshes + 1);
+                set_session(Some(fresh), Persist::Yes);
+                Attempt::Done
+            }
+            Err(_) => Attempt::Failed {
+                retry_after_ms: None,
+            },
+        };
+    }
+    let error = error_from_answer(answer.status, &answer.body);
+    match classify_refresh_failure(Some(answer.status), Some(error.code)) {
+        RefreshVerdict::Refused(code) => Attempt::Refused(code, stored.session_id),
+        RefreshVerdict::Failed => Attempt::Failed {
+            retry_after_ms: answer.retry_after_ms,
+        },
+    }
+}
+
+/// Sleeps `ms`, or less if [`retry_now`] is called.
+async fn wait(ms: i64) {
+    let (wake, woken) = oneshot::channel();
+    WAKE.with(|w| *w.borrow_mut() = Some(wake));
+    let ms = ms.clamp(0, i32::MAX as i64) as u32;
+    select(TimeoutFuture::new(ms), woken).await;
+    WAKE.with(|w| *w.borrow_mut() = None);
+}
+
+/// A proactive refresh, if one is due and the tab is visible.
+pub(crate) async fn refresh_if_due() {
+    let Some(current) = session() else { return };
+    if current.refresh_due(now_ms()) {
+        let _ = refresh_after(&current.access_token).await;
+    }
+}
