@@ -321,10 +321,17 @@ impl KeyRing {
         now < replaced_at.saturating_add(self.verify_after_replaced)
     }
 
-    /// The key that verifies a token with this `kid` at `now`.
-    pub fn verifying_key(&self, kid: &str, now: i64) -> Option<&DecodingKey> {
+    /// The key that checks the signature of a token with this `kid`.
+    ///
+    /// Every stored key answers, including keys retired longer ago than a token
+    /// lifetime: a token they signed can no longer be valid, but its signature still
+    /// tells a genuine expired token (`token_expired`: the client refreshes) from a
+    /// forgery (`token_invalid`). Without this, a laptop waking up after a key rotation
+    /// would be logged out instead of refreshing. Retired keys leave the ring when the
+    /// purge deletes them, once no refresh token from their time can still be used.
+    pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
         let &i = self.by_kid.get(kid)?;
-        self.is_published(i, now).then(|| &self.keys[i].decoding)
+        Some(&self.keys[i].decoding)
     }
 
     /// The public keys as a JWK set (RFC 7517). Empty for HS256: secrets are never published.
@@ -499,17 +506,21 @@ mod tests {
             KeyRing::from_rows(&[old.clone(), new.clone()], &m, 900_000, (2, 1_000)).unwrap();
         // Before activation: old signs, both verify, both in the JWKS.
         assert_eq!(ring.signing_key(2_000).unwrap().0, old.kid);
-        assert!(ring.verifying_key(&new.kid, 2_000).is_some());
+        assert!(ring.verifying_key(&new.kid).is_some());
         assert_eq!(
             ring.published_kids(2_000),
             vec![old.kid.as_str(), new.kid.as_str()]
         );
-        // After activation: new signs, old still verifies for one token lifetime.
+        // After activation: new signs, old stays published for one token lifetime...
         assert_eq!(ring.signing_key(6_000).unwrap().0, new.kid);
-        assert!(ring.verifying_key(&old.kid, 6_000 + 899_999).is_some());
-        assert!(ring.verifying_key(&old.kid, 6_000 + 900_000).is_none());
+        assert_eq!(
+            ring.published_kids(6_000 + 899_999),
+            vec![old.kid.as_str(), new.kid.as_str()]
+        );
         assert_eq!(ring.published_kids(6_000 + 900_000), vec![new.kid.as_str()]);
-        assert!(ring.verifying_key("unknown", 6_000).is_none());
+        // ...and keeps checking signatures (to tell expired from forged) until purged.
+        assert!(ring.verifying_key(&old.kid).is_some());
+        assert!(ring.verifying_key("unknown").is_none());
     }
 
     #[test]

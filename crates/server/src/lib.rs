@@ -126,7 +126,10 @@ impl AppState {
         let token_life = verify_after_replaced_ms(&self.config);
         let keep = token_life.max(3_600_000);
         let purged = store::sessions::purge(&self.db, now, keep).await?;
-        let keys = store::keys::delete_superseded(&self.db, now - token_life - 60_000).await?;
+        // A replaced key is kept while a refresh token from its time may still be used,
+        // so that an access token it signed is answered "expired", not "invalid".
+        let key_life = token_life + (self.config.refresh_idle_ttl * 1000) as i64;
+        let keys = store::keys::delete_superseded(&self.db, now - key_life).await?;
         if purged != store::sessions::Purged::default() || !keys.is_empty() {
             tracing::info!(
                 refresh_tokens = purged.refresh_tokens,

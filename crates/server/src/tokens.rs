@@ -7,7 +7,7 @@
 //! Refresh tokens are 256 bits from the OS CSPRNG, URL-safe base64 with a `brt_`
 //! prefix (so secret scanners can spot a leaked one); only their SHA-256 is stored.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,13 +43,22 @@ pub struct AccessClaims {
     pub jti: Uuid,
 }
 
+/// How many verified tokens are remembered (about 600 bytes each).
+const VERIFIED_CACHE_CAPACITY: usize = 4096;
+
 /// Signs and verifies access tokens with the current key ring.
 pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    leeway_secs: i64,
     validation: Validation,
     ring: RwLock<Arc<KeyRing>>,
+    /// Tokens whose signature and claims were checked, by their full text: a client
+    /// presents the same access token on every request of its lifetime, and an
+    /// Ed25519 verification costs tens of microseconds. A hit still checks the expiry;
+    /// revocation is checked by the caller on every request, cached or not.
+    verified: RwLock<HashMap<Box<str>, AccessClaims>>,
 }
 
 impl AccessTokens {
@@ -74,8 +83,10 @@ impl AccessTokens {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs: ttl_secs as i64,
+            leeway_secs: leeway_secs as i64,
             validation,
             ring: RwLock::new(Arc::new(ring)),
+            verified: RwLock::new(HashMap::with_capacity(VERIFIED_CACHE_CAPACITY)),
         }
     }
 
@@ -115,9 +126,44 @@ impl AccessTokens {
         Ok((token, claims.exp))
     }
 
-    /// Verifies an access token: signature by a published key, `typ`, algorithm,
-    /// issuer, audience, every claim present, and expiry (with the configured leeway).
+    /// Verifies an access token: signature by a known key, `typ`, algorithm, issuer,
+    /// audience, every claim present, and expiry (with the configured leeway).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, BearerError> {
+        let now_secs = now_ms().div_euclid(1000);
+        let cached = self
+            .verified
+            .read()
+            .expect("verified-token cache lock")
+            .get(token)
+            .cloned();
+        if let Some(claims) = cached {
+            // Same rule as jsonwebtoken's: expired once `exp` is before now - leeway.
+            if claims.exp < now_secs - self.leeway_secs {
+                self.verified
+                    .write()
+                    .expect("verified-token cache lock")
+                    .remove(token);
+                return Err(BearerError::Expired);
+            }
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token)?;
+        let mut cache = self.verified.write().expect("verified-token cache lock");
+        if cache.len() >= VERIFIED_CACHE_CAPACITY {
+            // Drop what has expired; if that is not enough, start over (the next
+            // request of each client verifies its token once more).
+            cache.retain(|_, c| c.exp >= now_secs - self.leeway_secs);
+            if cache.len() >= VERIFIED_CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    /// [`AccessTokens::verify`] without the cache: what a token costs the first time
+    /// it is seen.
+    pub fn verify_uncached(&self, token: &str) -> Result<AccessClaims, BearerError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| BearerError::Invalid)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
@@ -127,9 +173,7 @@ impl AccessTokens {
         }
         let kid = header.kid.as_deref().ok_or(BearerError::Invalid)?;
         let ring = self.ring();
-        let key = ring
-            .verifying_key(kid, now_ms())
-            .ok_or(BearerError::Invalid)?;
+        let key = ring.verifying_key(kid).ok_or(BearerError::Invalid)?;
         match jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(BearerError::Expired),
@@ -355,6 +399,41 @@ mod tests {
                 "missing {claim}"
             );
         }
+    }
+
+    #[test]
+    fn a_cached_token_still_expires() {
+        let tokens = AccessTokens::new("baton", "baton", 1, 0, KeyRing::from_secrets(SECRET, &[]));
+        let (token, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        assert!(tokens.verify(&token).is_ok());
+        assert!(tokens.verify(&token).is_ok(), "from the cache");
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        assert_eq!(tokens.verify(&token), Err(BearerError::Expired));
+        assert_eq!(
+            tokens.verify(&token),
+            Err(BearerError::Expired),
+            "and not cached again"
+        );
+    }
+
+    #[test]
+    fn the_cache_never_accepts_a_token_it_did_not_verify() {
+        let tokens = hs256(SECRET);
+        let (token, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        assert!(tokens.verify(&token).is_ok());
+        // Same signature, one payload byte changed.
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut payload = parts[1].clone().into_bytes();
+        payload[10] = if payload[10] == b'A' { b'B' } else { b'A' };
+        parts[1] = String::from_utf8(payload).unwrap();
+        assert_eq!(tokens.verify(&parts.join(".")), Err(BearerError::Invalid));
+        // A full cache keeps working.
+        for _ in 0..(VERIFIED_CACHE_CAPACITY + 10) {
+            let (t, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+            assert!(tokens.verify(&t).is_ok());
+        }
+        assert!(tokens.verified.read().unwrap().len() <= VERIFIED_CACHE_CAPACITY);
+        assert!(tokens.verify(&token).is_ok());
     }
 
     #[test]

@@ -4,9 +4,12 @@
 mod helpers;
 
 mod auth;
+mod cluster;
 mod failures;
 mod input;
+mod keys;
 mod notes;
+mod operator;
 mod refresh;
 mod restart;
 mod sessions;

@@ -1,0 +1,80 @@
+//! The cost of authentication on the request path.
+//!
+//! `cargo bench -p baton-server --bench auth`
+//!
+//! - `access_token/sign`, `verify_first_time` (signature and claims) and
+//!   `verify_cached` (a token seen before), EdDSA and HS256;
+//! - `authenticate`: everything the `AuthUser` extractor does for a request of a
+//!   client whose token was seen before (parse the `Authorization` header, check the
+//!   token, look the session up in the in-memory revocation set, here holding 10,000
+//!   revoked sessions);
+//! - `refresh_token/generate_and_hash`: a new 256-bit token and its SHA-256.
+
+use axum::http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+use baton_server::config::{Config, JwtAlgorithm, Secret};
+use baton_server::extract::authenticate;
+use baton_server::AppState;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use std::hint::black_box;
+use uuid::Uuid;
+
+fn state(alg: JwtAlgorithm, dir: &tempfile::TempDir) -> AppState {
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        jwt_alg: alg,
+        jwt_secret: (alg == JwtAlgorithm::Hs256)
+            .then(|| Secret::new("a-benchmark-secret-of-at-least-32-bytes")),
+        ..Config::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = runtime.block_on(AppState::new(config)).unwrap();
+    let now = baton_server::store::now_ms();
+    for _ in 0..10_000 {
+        state.revocations.insert(Uuid::new_v4(), now);
+    }
+    state
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, alg) in [
+        ("EdDSA", JwtAlgorithm::EdDsa),
+        ("HS256", JwtAlgorithm::Hs256),
+    ] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let state = state(alg, &dir);
+        let (token, _) = state.tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+
+        c.bench_function(&format!("access_token/sign/{name}"), |b| {
+            b.iter(|| {
+                state
+                    .tokens
+                    .sign(black_box(Uuid::nil()), black_box(Uuid::nil()))
+                    .unwrap()
+            })
+        });
+        c.bench_function(&format!("access_token/verify_first_time/{name}"), |b| {
+            b.iter(|| state.tokens.verify_uncached(black_box(&token)).unwrap())
+        });
+        c.bench_function(&format!("access_token/verify_cached/{name}"), |b| {
+            b.iter(|| state.tokens.verify(black_box(&token)).unwrap())
+        });
+        c.bench_function(&format!("authenticate/{name}"), |b| {
+            b.iter(|| authenticate(&state, black_box(&headers)).unwrap())
+        });
+    }
+    c.bench_function("refresh_token/generate_and_hash", |b| {
+        b.iter_batched(
+            || (),
+            |()| baton_server::tokens::new_refresh_token(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
