@@ -9,6 +9,7 @@ mod failures;
 mod input;
 mod keys;
 mod notes;
+mod observability;
 mod operator;
 mod refresh;
 mod restart;
