@@ -1,0 +1,150 @@
+//! The frame around every page: header with navigation and logout, the session
+//! indicator, and the "Reconnecting…" notice.
+
+use std::time::Duration;
+
+use baton_client::Connection;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::A;
+use leptos_router::hooks::use_navigate;
+
+use crate::drafts;
+use crate::format::{now_ms, remaining};
+use crate::state::{app_state, Auth, Gate, LOGIN_PATH};
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let state = app_state();
+    let navigate = use_navigate();
+    let log_out = move |_| {
+        let user = state.user_id_untracked();
+        // Leave the protected page first, so nothing on it reacts to the logout.
+        navigate(LOGIN_PATH, Default::default());
+        spawn_local(async move {
+            if let Some(user) = user {
+                drafts::discard_all(user);
+            }
+            let _ = baton_client::api::auth::logout().await;
+        });
+    };
+    view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
+        <header class="site-header">
+            <a class="brand" href="/">"Baton"</a>
+            <nav aria-label="Main">
+                {move || match state.gate.get() {
+                    Gate::LoggedIn(_) => view! {
+                        <A href="/notes">"Notes"</A>
+                        <A href="/devices">"Devices"</A>
+                        <A href="/account">"Account"</A>
+                        <button type="button" class="secondary" data-testid="logout" on:click=log_out.clone()>
+                            "Log out"
+                        </button>
+                    }
+                    .into_any(),
+                    Gate::LoggedOut => view! {
+                        <A href="/login">"Log in"</A>
+                        <A href="/register">"Register"</A>
+                    }
+                    .into_any(),
+                    Gate::Unknown => ().into_any(),
+                }}
+            </nav>
+        </header>
+        <div class="status-bar">
+            <ConnectionNotice/>
+            <SessionIndicator/>
+        </div>
+    }
+}
+
+/// Non-blocking notice while refreshing fails (network, 429, 5xx). The session is
+/// kept; the client retries on its own, or now with the button.
+#[component]
+fn ConnectionNotice() -> impl IntoView {
+    let state = app_state();
+    view! {
+        <div class="connection-notice" role="status" aria-live="polite" data-testid="connection-status">
+            {move || match state.connection.get() {
+                Connection::Online => ().into_any(),
+                Connection::Reconnecting { cooling_down, .. } => view! {
+                    <span class="reconnecting">
+                        "Reconnecting…"
+                        {cooling_down.then_some(" The server has not answered for a while; retrying every minute.")}
+                    </span>
+                    <button type="button" class="secondary small" on:click=|_| baton_client::retry_now()>
+                        "Retry now"
+                    </button>
+                }
+                .into_any(),
+            }}
+        </div>
+    }
+}
+
+/// A small, collapsible view of the session: who, the access token's remaining life
+/// (ticking), and how many times it was refreshed. Also a demo of single-flight
+/// refresh: one button sends ten API calls at once.
+#[component]
+fn SessionIndicator() -> impl IntoView {
+    let state = app_state();
+    let now = RwSignal::new(now_ms());
+    Effect::new(move |_| {
+        if let Ok(handle) =
+            set_interval_with_handle(move || now.set(now_ms()), Duration::from_secs(1))
+        {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let burst = RwSignal::new(None::<(u32, u32)>);
+    let send_ten = move |_| {
+        burst.set(Some((0, 0)));
+        for _ in 0..10 {
+            spawn_local(async move {
+                let ok = baton_client::api::me::get().await.is_ok();
+                burst.update(|b| {
+                    if let Some((done, succeeded)) = b {
+                        *done += 1;
+                        *succeeded += ok as u32;
+                    }
+                });
+            });
+        }
+    };
+    let session = move || match &*state.auth.read() {
+        Auth::LoggedIn(s) => Some(s.clone()),
+        _ => None,
+    };
+    let expires_at = move || session().map(|s| s.access_expires_at).unwrap_or(0);
+    let left = move || remaining(now.get(), expires_at());
+    // Rebuilt only on login and logout, so an open <details> stays open across refreshes.
+    move || {
+        match state.gate.get() {
+        Gate::LoggedIn(_) => view! {
+            <details class="session-indicator" data-testid="session-indicator">
+                <summary>"Session · " <span data-testid="access-remaining">{left}</span></summary>
+                <dl>
+                    <dt>"User"</dt>
+                    <dd data-testid="session-user">{move || session().map(|s| s.user.username)}</dd>
+                    <dt>"Access token"</dt>
+                    <dd>
+                        {left} " left of "
+                        {move || session().map(|s| s.access_lifetime_ms / 1000)} " s"
+                    </dd>
+                    <dt>"Refreshes"</dt>
+                    <dd data-testid="refresh-count">{move || session().map(|s| s.refreshes)}</dd>
+                </dl>
+                <button type="button" class="secondary small" data-testid="burst" on:click=send_ten>
+                    "Send 10 API calls at once"
+                </button>
+                <p class="hint" data-testid="burst-result">
+                    {move || burst.get().map(|(done, ok)| format!("{ok} of {done} calls succeeded"))}
+                </p>
+            </details>
+        }
+        .into_any(),
+        _ => ().into_any(),
+    }
+    }
+}
