@@ -11,6 +11,9 @@
 //   BATON_E2E_SERVER      server binary, relative to the repo root
 //                         (default ./target/release/baton-server)
 //   CHROMIUM_PATH         browser executable (default /usr/bin/chromium)
+//   BATON_E2E_BASE_URL    test a server that is already running instead, e.g. the one
+//                         `scripts/dev` serves: BATON_E2E_BASE_URL=http://127.0.0.1:3000
+//                         (tests that rely on the short access-token lifetime then fail)
 import { defineConfig } from '@playwright/test';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +28,10 @@ export const PORT = Number(process.env.BATON_E2E_PORT || 3100);
  */
 export const ACCESS_TTL_SECONDS = Number(process.env.BATON_E2E_ACCESS_TTL || 4);
 
-export const BASE_URL = `http://127.0.0.1:${PORT}`;
+/** A server that is already running; when unset, Playwright starts the release build. */
+const externalBaseUrl = process.env.BATON_E2E_BASE_URL?.replace(/\/+$/, '');
+
+export const BASE_URL = externalBaseUrl || `http://127.0.0.1:${PORT}`;
 
 const repoRoot = path.resolve(__dirname, '..');
 
@@ -69,7 +75,7 @@ export default defineConfig({
     },
   },
   projects: [{ name: 'chromium', use: { browserName: 'chromium' } }],
-  webServer: {
+  webServer: externalBaseUrl ? undefined : {
     command: process.env.BATON_E2E_SERVER || './target/release/baton-server',
     cwd: repoRoot, // the server finds target/site relative to it
     url: `${BASE_URL}/api/health`,
