@@ -56,23 +56,22 @@ declare global {
   interface Window {
     /** Set to true by the wasm entry point once hydrate() has finished. */
     __baton_hydrated?: boolean;
+    /** When hydration finished, in ms since navigation start. */
+    __baton_hydrated_at?: number;
   }
 }
 
 /**
- * Waits until the wasm has hydrated the page.
- *
- * The exact signal is `window.__baton_hydrated === true`, set at the end of `hydrate()`
- * in crates/frontend. Until the app sets it, this waits for the network to go quiet
- * (the wasm has been fetched; instantiating and hydrating it then take milliseconds),
- * and callers must still check that an interaction took effect (see hydration.spec.ts):
- * this alone does not prove hydration.
+ * Waits until the wasm has hydrated the page: `hydrate()` in crates/frontend sets
+ * `window.__baton_hydrated = true` once the page is interactive. Fails the test when that
+ * does not happen (a release wasm that loads but never hydrates, a wasm that 404s, a
+ * panic during hydration).
  */
 export async function waitForHydration(page: Page, timeout = 15_000): Promise<void> {
-  await page.waitForLoadState('networkidle', { timeout });
-  const hasSignal = await page.evaluate(() => '__baton_hydrated' in window);
-  if (hasSignal) {
+  try {
     await page.waitForFunction(() => window.__baton_hydrated === true, null, { timeout });
+  } catch (e) {
+    throw new Error(`${page.url()} did not hydrate within ${timeout} ms (window.__baton_hydrated never became true)`, { cause: e });
   }
 }
 
