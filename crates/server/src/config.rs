@@ -81,6 +81,11 @@ pub mod defaults {
     pub const KEY_ACTIVATION_DELAY: u64 = 5;
     pub const SYNC_INTERVAL_MS: u64 = 500;
     pub const PURGE_INTERVAL: u64 = 3600;
+    /// In the spirit of Supabase Auth: 30 logins and 150 refreshes per 5 minutes per IP.
+    pub const LOGIN_LIMIT_PER_IP: u32 = 30;
+    pub const REFRESH_LIMIT_PER_IP: u32 = 150;
+    pub const LOGIN_FAILURES_PER_ACCOUNT: u32 = 10;
+    pub const RATE_LIMIT_WINDOW: u64 = 300;
 }
 
 #[derive(Debug, Clone, Args)]
@@ -195,6 +200,48 @@ pub struct Config {
     /// pretty or json.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
+
+    /// Login and register requests allowed per client IP per window (0: no limit).
+    #[arg(long, env = "BATON_LOGIN_LIMIT_PER_IP", default_value_t = defaults::LOGIN_LIMIT_PER_IP, global = true)]
+    pub login_limit_per_ip: u32,
+
+    /// Refresh requests allowed per client IP per window (0: no limit).
+    #[arg(long, env = "BATON_REFRESH_LIMIT_PER_IP", default_value_t = defaults::REFRESH_LIMIT_PER_IP, global = true)]
+    pub refresh_limit_per_ip: u32,
+
+    /// Failed logins allowed per account per window, from any address (0: no limit).
+    /// Past it, the account answers 429 until the window frees up, whatever the password.
+    #[arg(long, env = "BATON_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = defaults::LOGIN_FAILURES_PER_ACCOUNT, global = true)]
+    pub login_failures_per_account: u32,
+
+    /// Seconds of the rate-limit window.
+    #[arg(long, env = "BATON_RATE_LIMIT_WINDOW", default_value_t = defaults::RATE_LIMIT_WINDOW, global = true)]
+    pub rate_limit_window: u64,
+
+    /// Reverse proxies in front of Baton that append to X-Forwarded-For. 0 (default):
+    /// the header is ignored and the peer address is the client. N: the client is the
+    /// N-th address from the right of the header.
+    #[arg(
+        long,
+        env = "BATON_TRUSTED_PROXY_HOPS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub trusted_proxy_hops: usize,
+
+    /// Origins allowed to call the API from another origin (CORS), comma-separated.
+    /// Empty (default): same origin only. Credentials (cookies) are never allowed.
+    #[arg(
+        long,
+        env = "BATON_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Send Strict-Transport-Security (set when Baton is served over HTTPS).
+    #[arg(long, env = "BATON_HSTS", default_value_t = false, global = true)]
+    pub hsts: bool,
 }
 
 impl Default for Config {
@@ -223,6 +270,13 @@ impl Default for Config {
             purge_interval: defaults::PURGE_INTERVAL,
             hash_concurrency: None,
             log_format: LogFormat::Pretty,
+            login_limit_per_ip: defaults::LOGIN_LIMIT_PER_IP,
+            refresh_limit_per_ip: defaults::REFRESH_LIMIT_PER_IP,
+            login_failures_per_account: defaults::LOGIN_FAILURES_PER_ACCOUNT,
+            rate_limit_window: defaults::RATE_LIMIT_WINDOW,
+            trusted_proxy_hops: 0,
+            cors_allowed_origins: Vec::new(),
+            hsts: false,
         }
     }
 }
@@ -288,6 +342,20 @@ impl Config {
             problems.push(
                 "every BATON_JWT_PREVIOUS_SECRETS entry must be at least 32 bytes".to_owned(),
             );
+        }
+        if self.rate_limit_window == 0 {
+            problems.push("BATON_RATE_LIMIT_WINDOW must be at least 1 second".to_owned());
+        }
+        for origin in &self.cors_allowed_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("https://") || origin.starts_with("http://"))
+                    && !origin.ends_with('/')
+                    && axum::http::HeaderValue::from_str(origin).is_ok());
+            if !ok {
+                problems.push(format!(
+                    "BATON_CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://app.example.com"
+                ));
+            }
         }
         if self.master_key.is_some() && self.master_key_file.is_some() {
             problems.push("set BATON_MASTER_KEY or BATON_MASTER_KEY_FILE, not both".to_owned());

@@ -1,11 +1,12 @@
 //! Request extractors whose rejections speak the contract: the authenticated user
 //! (Bearer access token), JSON bodies and path ids.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -76,8 +77,14 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     Ok(token)
 }
 
-/// `axum::Json` with the contract's rejections: 415 for a body that is not JSON, 400
-/// `invalid_input` for malformed JSON or a missing or ill-typed field, 413 over 64 KiB.
+/// Deepest nesting of arrays and objects a request body may have. Baton's bodies are
+/// flat objects; anything deeper is refused before it is parsed.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// A JSON request body with the contract's rejections: 415 `unsupported_media_type`
+/// for a body that is not `application/json`, 413 `payload_too_large` over 64 KiB, 400
+/// `invalid_input` for malformed JSON, nesting deeper than [`MAX_JSON_DEPTH`], or a
+/// missing or ill-typed field.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -89,43 +96,14 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(Error::client(
+                ErrorCode::UnsupportedMediaType,
+                "the request body must be JSON (Content-Type: application/json)",
+            ));
         }
-    }
-}
-
-fn json_rejection(rejection: JsonRejection) -> Error {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Error::client(
-            ErrorCode::UnsupportedMediaType,
-            "the request body must be JSON (Content-Type: application/json)",
-        ),
-        JsonRejection::JsonSyntaxError(_) => {
-            Error::invalid_input("the request body is not valid JSON")
-        }
-        JsonRejection::JsonDataError(e) => {
-            // serde's message names the field and the expected type ("missing field
-            // `password`", "invalid type: integer, expected a string"); it never
-            // contains more of the input than the offending scalar.
-            Error::invalid_input(format!(
-                "the request body does not match: {}",
-                e.body_text().trim_start_matches(
-                    "Failed to deserialize the JSON body into the target type: "
-                )
-            ))
-        }
-        JsonRejection::BytesRejection(e)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            Error::client(
-                ErrorCode::PayloadTooLarge,
-                "the request body is larger than 64 KiB",
-            )
-        }
-        other => {
-            if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::client(
                     ErrorCode::PayloadTooLarge,
                     "the request body is larger than 64 KiB",
@@ -133,8 +111,71 @@ fn json_rejection(rejection: JsonRejection) -> Error {
             } else {
                 Error::invalid_input("the request body could not be read")
             }
+        })?;
+        parse_json(&body).map(ApiJson)
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, any parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses a request body: depth first (cheap, and no deep recursion), then serde.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    if json_depth_exceeds(body, MAX_JSON_DEPTH) {
+        return Err(Error::invalid_input(format!(
+            "the request body is nested more than {MAX_JSON_DEPTH} levels deep"
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            // serde's message names the field and the expected type ("missing field
+            // `password`", "invalid type: integer `7`, expected a string").
+            Error::invalid_input(format!("the request body does not match: {e}"))
+        }
+        _ => Error::invalid_input("the request body is not valid JSON"),
+    })
+}
+
+/// True when arrays/objects nest deeper than `max` (brackets inside strings do not count).
+fn json_depth_exceeds(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
+    false
 }
 
 /// A resource id from the path. A malformed id names no resource: 404 `not_found`.
@@ -160,6 +201,45 @@ where
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn json_depth_is_bounded_without_recursion() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(json_depth_exceeds(deep.as_bytes(), MAX_JSON_DEPTH));
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert!(!json_depth_exceeds(ok.as_bytes(), MAX_JSON_DEPTH));
+        // Brackets in strings, and escaped quotes, are text.
+        let text = format!(
+            r#"{{"title": "{}\"{}", "body": ""}}"#,
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(!json_depth_exceeds(text.as_bytes(), MAX_JSON_DEPTH));
+        assert!(matches!(
+            parse_json::<serde_json::Value>(deep.as_bytes()),
+            Err(Error::Client(e)) if e.code == ErrorCode::InvalidInput
+        ));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonp"));
+        assert!(!with("multipart/form-data"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

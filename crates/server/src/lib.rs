@@ -28,8 +28,10 @@ pub mod extract;
 pub mod keys;
 pub mod metrics;
 pub mod password;
+pub mod rate_limit;
 pub mod revocation;
 pub mod routes;
+pub mod security;
 pub mod store;
 pub mod tokens;
 
@@ -37,6 +39,7 @@ use config::Config;
 use keys::KeySource;
 use metrics::Metrics;
 use password::Passwords;
+use rate_limit::RateLimits;
 use revocation::Revocations;
 use store::{now_ms, Db};
 use tokens::AccessTokens;
@@ -52,6 +55,7 @@ pub struct AppInner {
     pub tokens: AccessTokens,
     pub passwords: Passwords,
     pub revocations: Revocations,
+    pub limits: RateLimits,
     pub metrics: Metrics,
     pub leptos: LeptosOptions,
 }
@@ -91,6 +95,7 @@ impl AppState {
         let revocations = Revocations::new(config.access_ttl, config.leeway);
         revocations.sync(&db, now_ms()).await?;
         let leptos = leptos_options(&config)?;
+        let limits = RateLimits::new(&config);
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
@@ -98,6 +103,7 @@ impl AppState {
             tokens,
             passwords,
             revocations,
+            limits,
             metrics: Metrics::new(),
             leptos,
         })))
@@ -254,9 +260,23 @@ fn spawn_background_tasks(
             state.clone(),
             |s| async move { s.sync_once().await.map(|_| ()) },
         ),
-        spawn_periodic("purge", purge_every, stop, state, |s| async move {
-            s.purge_once().await.map(|_| ())
-        }),
+        spawn_periodic(
+            "purge",
+            purge_every,
+            stop.clone(),
+            state.clone(),
+            |s| async move { s.purge_once().await.map(|_| ()) },
+        ),
+        spawn_periodic(
+            "rate-limit pruning",
+            Duration::from_secs(60),
+            stop,
+            state,
+            |s| async move {
+                s.limits.prune(now_ms());
+                Ok(())
+            },
+        ),
     ]
 }
 

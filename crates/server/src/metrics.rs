@@ -102,15 +102,15 @@ impl Metrics {
         }
     }
 
-    pub fn login(&self, ok: bool) {
-        let result = if ok { "ok" } else { "invalid_credentials" };
+    pub fn login_ok(&self) {
         self.logins
             .get_or_create(&ResultLabel {
-                result: result.to_owned(),
+                result: "ok".to_owned(),
             })
             .inc();
     }
 
+    /// A refused login, by its error code (invalid_credentials, rate_limited, ...).
     pub fn login_failed(&self, code: ErrorCode) {
         self.logins
             .get_or_create(&ResultLabel {

@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::metrics;
+use crate::security;
 use crate::store::now_ms;
 use crate::AppState;
 
@@ -67,16 +68,25 @@ pub fn api(state: &AppState) -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let leptos_routes = generate_route_list(baton_app::App);
     let shell_options = state.leptos.clone();
-    Router::new()
+    let page_context = security::page_context(&state.leptos);
+    let mut router = Router::new()
         .nest("/api", api(&state))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics::render))
-        .leptos_routes(&state, leptos_routes, move || {
+        .leptos_routes_with_context(&state, leptos_routes, page_context.clone(), move || {
             baton_app::shell(shell_options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            baton_app::shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(page_context, baton_app::shell));
+    for layer in security::header_layers(&state.config) {
+        router = router.layer(layer);
+    }
+    if let Some(cors) = security::cors_layer(&state.config) {
+        router = router.layer(cors);
+    }
+    router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
@@ -98,6 +108,7 @@ pub fn router(state: AppState) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
+        .layer(middleware::from_fn(security::limit_header_size))
         .with_state(state)
 }
 

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 429: too many attempts; see `Retry-After`.
     RateLimited,
+    /// 431: the request headers are too large.
+    HeadersTooLarge,
     /// 500: an unexpected failure; the message is generic.
     Internal,
     /// 503: the database is unreachable; the message is generic.
@@ -70,6 +72,7 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             RateLimited => 429,
+            HeadersTooLarge => 431,
             Internal | Unknown => 500,
             Unavailable => 503,
         }
@@ -95,6 +98,7 @@ impl ErrorCode {
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             RateLimited => "rate_limited",
+            HeadersTooLarge => "headers_too_large",
             Internal => "internal",
             Unavailable => "unavailable",
             Unknown => "unknown",

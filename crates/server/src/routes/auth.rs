@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, AuthUser};
+use crate::rate_limit::ClientIp;
 use crate::store::sessions::{Exchange, NewSession, RefreshLookup, RevokeReason, Successor};
 use crate::store::{self, now_ms};
 use crate::tokens::{hash_refresh_token, new_refresh_token};
@@ -23,8 +24,10 @@ const USER_AGENT_MAX: usize = 256;
 #[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<UserEnvelope>)> {
+    state.limits.login_attempt(&ip)?;
     let account = req.parse()?;
     let hash = state.passwords.hash(&account.password).await?;
     let user = store::users::create(&state.db, &account.username, &hash).await?;
@@ -36,10 +39,28 @@ pub async fn register(
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>> {
+    let outcome = login_inner(&state, ip, &headers, &req).await;
+    if let Err(e) = &outcome {
+        state.metrics.login_failed(e.code());
+    }
+    outcome.map(Json)
+}
+
+async fn login_inner(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    req: &LoginRequest,
+) -> Result<TokenPair> {
+    state.limits.login_attempt(&ip)?;
     let credentials = req.parse()?;
+    // Known or not, an account name gets the same limit (no way to probe which exist).
+    let account = credentials.username.canonical();
+    state.limits.check_account(&account, now_ms())?;
     let found = store::users::find_credentials(&state.db, &credentials.username).await?;
     let matched = state
         .passwords
@@ -49,24 +70,25 @@ pub async fn login(
         )
         .await?;
     let Some(found) = found.filter(|_| matched) else {
-        state.metrics.login(false);
+        state.limits.login_failed(&account, now_ms());
         tracing::info!("login refused");
         return Err(Error::invalid_credentials());
     };
+    state.limits.login_succeeded(&account);
     if state.passwords.needs_rehash(&found.password_hash) {
         let hash = state.passwords.hash(&credentials.password).await?;
         store::users::set_password_hash(&state.db, found.user.id, &hash).await?;
     }
     let pair = start_session(
-        &state,
+        state,
         found.user,
         credentials.device_name.as_ref(),
-        user_agent(&headers).as_deref(),
+        user_agent(headers).as_deref(),
     )
     .await?;
-    state.metrics.login(true);
+    state.metrics.login_ok();
     tracing::info!(user_id = %pair.user.id, session_id = %pair.session_id, "logged in");
-    Ok(Json(pair))
+    Ok(pair)
 }
 
 fn user_agent(headers: &HeaderMap) -> Option<String> {
@@ -145,22 +167,31 @@ fn secs_to_ms(secs: u64) -> i64 {
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>> {
-    let token = req.parse()?;
-    let hash = hash_refresh_token(token);
-    let found = store::sessions::find_refresh(&state.db, &hash).await?;
-    let outcome = match found {
-        Some(found) => rotate(&state, &hash, found).await,
-        None => Err(Error::client(
-            ErrorCode::RefreshTokenInvalid,
-            "the refresh token is not valid",
-        )),
-    };
+    let outcome = refresh_inner(&state, ip, &req).await;
     state
         .metrics
         .refresh(outcome.as_ref().err().map(Error::code));
     outcome.map(Json)
+}
+
+async fn refresh_inner(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    req: &RefreshRequest,
+) -> Result<TokenPair> {
+    state.limits.refresh_attempt(&ip)?;
+    let token = req.parse()?;
+    let hash = hash_refresh_token(token);
+    match store::sessions::find_refresh(&state.db, &hash).await? {
+        Some(found) => rotate(state, &hash, found).await,
+        None => Err(Error::client(
+            ErrorCode::RefreshTokenInvalid,
+            "the refresh token is not valid",
+        )),
+    }
 }
 
 /// Exchanges a refresh token for a new pair.

@@ -193,24 +193,28 @@ async fn transport_level_errors(backend: Backend) {
         ErrorCode::MethodNotAllowed,
     )
     .await;
-    // A 1 MB header: refused by the HTTP layer, the server stays up.
-    let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("x-filler", "a".repeat(1 << 20))
-        .send()
-        .await;
-    if let Ok(r) = r {
-        assert!(r.status().is_client_error(), "{}", r.status());
-    }
-    let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("authorization", format!("Bearer {}", "a".repeat(1 << 20)))
-        .send()
-        .await;
-    if let Ok(r) = r {
-        assert!(r.status().is_client_error(), "{}", r.status());
+    // A 1 MB header: refused by the HTTP layer (hyper answers 431 and closes the
+    // connection, so these go on connections of their own); the server stays up.
+    let unpooled = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for (name, value) in [
+        ("x-filler", "a".repeat(1 << 20)),
+        ("authorization", format!("Bearer {}", "a".repeat(1 << 20))),
+    ] {
+        let r = unpooled
+            .get(app.url("/api/me"))
+            .header(name, value)
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            Err(e) => assert!(
+                e.is_request() || e.is_connect() || e.to_string().contains("closed"),
+                "{e}"
+            ),
+        }
     }
     assert_eq!(app.me(&t).await.status(), StatusCode::OK, "still serving");
 }
