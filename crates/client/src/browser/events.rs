@@ -85,8 +85,11 @@ pub(crate) fn schedule_refresh() {
     });
     let timer = next.map(|delay| {
         Timeout::new(delay, || {
+            // A hidden tab leaves it to visible ones (or to its own return, see
+            // `on_visible`). The timer is re-armed on every session change, so when it
+            // fires, the session it was armed for is the current one.
             if visible() {
-                wasm_bindgen_futures::spawn_local(refresh::refresh_if_due());
+                wasm_bindgen_futures::spawn_local(refresh::refresh_now());
             }
         })
     });

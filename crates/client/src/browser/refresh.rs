@@ -167,10 +167,16 @@ async fn wait(ms: i64) {
     WAKE.with(|w| *w.borrow_mut() = None);
 }
 
-/// A proactive refresh, if one is due and the tab is visible.
+/// A proactive refresh, if one is due.
 pub(crate) async fn refresh_if_due() {
-    let Some(current) = session() else { return };
-    if current.refresh_due(now_ms()) {
+    if session().is_some_and(|s| s.refresh_due(now_ms())) {
+        refresh_now().await;
+    }
+}
+
+/// A proactive refresh of the tokens this tab holds (joining one in flight).
+pub(crate) async fn refresh_now() {
+    if let Some(current) = session() {
         let _ = refresh_after(&current.access_token).await;
     }
 }

@@ -1,0 +1,138 @@
+// Helpers for the session tests (issue 5): fresh users, logging in through the UI,
+// counting refresh requests, and freezing the page's timers.
+import type { APIRequestContext, BrowserContext, Page } from '@playwright/test';
+import { ACCESS_TTL_SECONDS } from '../playwright.config';
+import { expect, gotoHydrated } from './fixtures';
+
+export { ACCESS_TTL_SECONDS };
+
+/** Access-token lifetime of the server under test, in milliseconds. */
+export const ACCESS_TTL_MS = ACCESS_TTL_SECONDS * 1000;
+
+export const PASSWORD = 'correct horse battery';
+
+/** The localStorage key baton-client keeps the session under. */
+export const SESSION_KEY = 'baton.session.v1';
+
+let counter = 0;
+
+/** A username no other test (or earlier run against the same server) uses. */
+export function uniqueUsername(prefix = 'u'): string {
+  counter += 1;
+  const stamp = Date.now().toString(36);
+  const random = Math.random().toString(36).slice(2, 6);
+  return `${prefix}${stamp}${random}${counter}`.slice(0, 32);
+}
+
+/** Registers a user through the API (quicker than the form; test 1 uses the form). */
+export async function registerUser(request: APIRequestContext, prefix = 'u'): Promise<string> {
+  const username = uniqueUsername(prefix);
+  const response = await request.post('/api/auth/register', {
+    data: { username, password: PASSWORD },
+  });
+  expect(response.status(), 'register').toBe(201);
+  return username;
+}
+
+/** Logs in through the login form and waits for the notes page. */
+export async function logIn(
+  page: Page,
+  username: string,
+  opts: { device?: string; path?: string; expectPath?: RegExp } = {},
+): Promise<void> {
+  await gotoHydrated(page, opts.path ?? '/login');
+  await fillLogin(page, username, PASSWORD, opts.device);
+  await expect(page).toHaveURL(opts.expectPath ?? /\/notes$/);
+}
+
+/** Fills and submits the login form on the current page. */
+export async function fillLogin(
+  page: Page,
+  username: string,
+  password: string,
+  device?: string,
+): Promise<void> {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  if (device) await page.getByLabel('Device name').fill(device);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** Every `/api/auth/refresh` exchange seen in a page or a whole browser context. */
+export class RefreshLog {
+  requests = 0;
+  /** The refresh token each request presented. */
+  presented: string[] = [];
+  /** Status and `code` of every refresh answer (code only for errors). */
+  answers: { status: number; code?: string }[] = [];
+  /** Every API answer with status 401, by path and code. */
+  unauthorized: { path: string; code?: string }[] = [];
+
+  constructor(target: Page | BrowserContext) {
+    target.on('request', (request) => {
+      if (new URL(request.url()).pathname !== '/api/auth/refresh') return;
+      this.requests += 1;
+      this.presented.push(String(request.postDataJSON()?.refresh_token));
+    });
+    target.on('response', async (response) => {
+      const path = new URL(response.url()).pathname;
+      if (!path.startsWith('/api/')) return;
+      let code: string | undefined;
+      if (response.status() >= 400) {
+        code = await response
+          .json()
+          .then((body: { code?: string }) => body.code)
+          .catch(() => undefined);
+      }
+      if (path === '/api/auth/refresh') this.answers.push({ status: response.status(), code });
+      if (response.status() === 401) this.unauthorized.push({ path, code });
+    });
+  }
+
+  /**
+   * True if no refresh token was presented twice. The server forgives a just-rotated
+   * token for a few seconds (two tabs racing), but the client must not rely on that.
+   */
+  noTokenReused(): boolean {
+    return new Set(this.presented).size === this.presented.length;
+  }
+
+  codes(): string[] {
+    return this.answers.flatMap((a) => (a.code ? [a.code] : []));
+  }
+}
+
+/**
+ * Stops the page's timers (and its clock) from here on, so the app's proactive refresh
+ * cannot run: a call after expiry then meets 401 token_expired, the backstop path.
+ * Needs `page.clock.install()` before the page was loaded.
+ */
+export async function freezeTimers(page: Page): Promise<void> {
+  const now = await page.evaluate(() => Date.now());
+  await page.clock.pauseAt(now + 10);
+}
+
+/** Waits (in real time) until an access token issued now has certainly expired. */
+export async function waitPastExpiry(page: Page, extraMs = 1_000): Promise<void> {
+  await page.waitForTimeout(ACCESS_TTL_MS + extraMs);
+}
+
+/** Creates a note through the editor and returns its id (the page is then on it). */
+export async function createNote(page: Page, title: string, body: string): Promise<string> {
+  await page.getByRole('link', { name: 'New note' }).click();
+  await expect(page).toHaveURL(/\/notes\/new$/);
+  await page.getByLabel('Title').fill(title);
+  await page.getByLabel('Body').fill(body);
+  await page.getByTestId('save').click();
+  await expect(page).toHaveURL(/\/notes\/[0-9a-f-]{36}$/);
+  await expect(page.getByTestId('editor-status')).toContainText('Saved');
+  return page.url().split('/').pop()!;
+}
+
+/** The session stored by baton-client in this page's origin, if any. */
+export async function storedSession(page: Page): Promise<Record<string, unknown> | null> {
+  return page.evaluate((key) => {
+    const raw = localStorage.getItem(key);
+    return raw ? JSON.parse(raw) : null;
+  }, SESSION_KEY);
+}
