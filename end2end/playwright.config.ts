@@ -87,6 +87,11 @@ export default defineConfig({
       BATON_DATA_DIR: dataDir,
       BATON_ENV: 'development',
       BATON_ACCESS_TTL: String(ACCESS_TTL_SECONDS),
+      // Every test logs in from 127.0.0.1: the per-address limits (30 logins and 150
+      // refreshes per 5 minutes) would throttle the suite. The limits themselves are
+      // tested in crates/server/tests/api/hardening.rs.
+      BATON_LOGIN_LIMIT_PER_IP: '10000',
+      BATON_REFRESH_LIMIT_PER_IP: '100000',
       LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
       LEPTOS_SITE_ROOT: 'target/site',
       LEPTOS_SITE_PKG_DIR: 'pkg',
