@@ -1,5 +1,7 @@
 //! The wasm entry point: cargo-leptos builds this crate to WebAssembly and the page
-//! calls `hydrate()` once the server-rendered HTML has loaded.
+//! calls `hydrate()` once the server-rendered HTML has loaded. Empty on other targets.
+
+#![cfg(target_arch = "wasm32")]
 
 use wasm_bindgen::JsValue;
 
