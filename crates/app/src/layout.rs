@@ -6,12 +6,11 @@ use std::time::Duration;
 use baton_client::Connection;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_location, use_navigate};
 
 use crate::drafts;
 use crate::format::{now_ms, remaining};
-use crate::state::{app_state, Auth, Gate, LOGIN_PATH};
+use crate::state::{app_state, Auth, Gate, WhenLoggedIn, LOGIN_PATH};
 
 #[component]
 pub fn Header() -> impl IntoView {
@@ -33,30 +32,37 @@ pub fn Header() -> impl IntoView {
         <header class="site-header">
             <a class="brand" href="/">"Baton"</a>
             <nav aria-label="Main">
-                {move || match state.gate.get() {
-                    Gate::LoggedIn(_) => view! {
-                        <A href="/notes">"Notes"</A>
-                        <A href="/devices">"Devices"</A>
-                        <A href="/account">"Account"</A>
-                        <button type="button" class="secondary" data-testid="logout" on:click=log_out.clone()>
-                            "Log out"
-                        </button>
-                    }
-                    .into_any(),
-                    Gate::LoggedOut => view! {
-                        <A href="/login">"Log in"</A>
-                        <A href="/register">"Register"</A>
-                    }
-                    .into_any(),
-                    Gate::Unknown => ().into_any(),
-                }}
+                <WhenLoggedIn class="nav-links">
+                    <NavLink href="/notes" label="Notes"/>
+                    <NavLink href="/devices" label="Devices"/>
+                    <NavLink href="/account" label="Account"/>
+                    <button type="button" class="secondary" data-testid="logout" on:click=log_out.clone()>
+                        "Log out"
+                    </button>
+                </WhenLoggedIn>
+                {move || (state.gate.get() == Gate::LoggedOut).then(|| view! {
+                    <NavLink href="/login" label="Log in"/>
+                    <NavLink href="/register" label="Register"/>
+                })}
             </nav>
         </header>
-        <div class="status-bar">
+        <WhenLoggedIn class="status-bar">
             <ConnectionNotice/>
             <SessionIndicator/>
-        </div>
+        </WhenLoggedIn>
     }
+}
+
+/// A navigation link, marked `aria-current="page"` on its page (and the pages under
+/// it). The router handles clicks on plain links, so no `<A>` is needed.
+#[component]
+fn NavLink(href: &'static str, label: &'static str) -> impl IntoView {
+    let path = use_location().pathname;
+    let current = move || {
+        let path = path.get();
+        (path == href || path.starts_with(&format!("{href}/"))).then_some("page")
+    };
+    view! { <a href=href aria-current=current>{label}</a> }
 }
 
 /// Non-blocking notice while refreshing fails (network, 429, 5xx). The session is
@@ -64,21 +70,21 @@ pub fn Header() -> impl IntoView {
 #[component]
 fn ConnectionNotice() -> impl IntoView {
     let state = app_state();
+    let reconnecting = move || match state.connection.get() {
+        Connection::Online => None,
+        Connection::Reconnecting { cooling_down, .. } => Some(cooling_down),
+    };
     view! {
         <div class="connection-notice" role="status" aria-live="polite" data-testid="connection-status">
-            {move || match state.connection.get() {
-                Connection::Online => ().into_any(),
-                Connection::Reconnecting { cooling_down, .. } => view! {
-                    <span class="reconnecting">
-                        "Reconnecting…"
-                        {cooling_down.then_some(" The server has not answered for a while; retrying every minute.")}
-                    </span>
-                    <button type="button" class="secondary small" on:click=|_| baton_client::retry_now()>
-                        "Retry now"
-                    </button>
-                }
-                .into_any(),
-            }}
+            {move || reconnecting().map(|cooling_down| view! {
+                <span class="reconnecting">
+                    "Reconnecting…"
+                    {cooling_down.then_some(" The server has not answered for a while; retrying every minute.")}
+                </span>
+                <button type="button" class="secondary small" on:click=|_| baton_client::retry_now()>
+                    "Retry now"
+                </button>
+            })}
         </div>
     }
 }
@@ -90,13 +96,10 @@ fn ConnectionNotice() -> impl IntoView {
 fn SessionIndicator() -> impl IntoView {
     let state = app_state();
     let now = RwSignal::new(now_ms());
-    Effect::new(move |_| {
-        if let Ok(handle) =
-            set_interval_with_handle(move || now.set(now_ms()), Duration::from_secs(1))
-        {
-            on_cleanup(move || handle.clear());
-        }
-    });
+    if let Ok(handle) = set_interval_with_handle(move || now.set(now_ms()), Duration::from_secs(1))
+    {
+        on_cleanup(move || handle.clear());
+    }
     let burst = RwSignal::new(None::<(u32, u32)>);
     let send_ten = move |_| {
         burst.set(Some((0, 0)));
@@ -116,35 +119,32 @@ fn SessionIndicator() -> impl IntoView {
         Auth::LoggedIn(s) => Some(s.clone()),
         _ => None,
     };
-    let expires_at = move || session().map(|s| s.access_expires_at).unwrap_or(0);
-    let left = move || remaining(now.get(), expires_at());
-    // Rebuilt only on login and logout, so an open <details> stays open across refreshes.
-    move || {
-        match state.gate.get() {
-        Gate::LoggedIn(_) => view! {
-            <details class="session-indicator" data-testid="session-indicator">
-                <summary>"Session · " <span data-testid="access-remaining">{left}</span></summary>
-                <dl>
-                    <dt>"User"</dt>
-                    <dd data-testid="session-user">{move || session().map(|s| s.user.username)}</dd>
-                    <dt>"Access token"</dt>
-                    <dd>
-                        {left} " left of "
-                        {move || session().map(|s| s.access_lifetime_ms / 1000)} " s"
-                    </dd>
-                    <dt>"Refreshes"</dt>
-                    <dd data-testid="refresh-count">{move || session().map(|s| s.refreshes)}</dd>
-                </dl>
-                <button type="button" class="secondary small" data-testid="burst" on:click=send_ten>
-                    "Send 10 API calls at once"
-                </button>
-                <p class="hint" data-testid="burst-result">
-                    {move || burst.get().map(|(done, ok)| format!("{ok} of {done} calls succeeded"))}
-                </p>
-            </details>
-        }
-        .into_any(),
-        _ => ().into_any(),
-    }
+    let left = move || {
+        let expires_at = session().map(|s| s.access_expires_at).unwrap_or(0);
+        remaining(now.get(), expires_at)
+    };
+    // Built once per login (see `WhenLoggedIn`), so an open <details> stays open
+    // across refreshes.
+    view! {
+        <details class="session-indicator" data-testid="session-indicator">
+            <summary>"Session · " <span data-testid="access-remaining">{left}</span></summary>
+            <dl>
+                <dt>"User"</dt>
+                <dd data-testid="session-user">{move || session().map(|s| s.user.username)}</dd>
+                <dt>"Access token"</dt>
+                <dd>
+                    {left} " left of "
+                    {move || session().map(|s| s.access_lifetime_ms / 1000)} " s"
+                </dd>
+                <dt>"Refreshes"</dt>
+                <dd data-testid="refresh-count">{move || session().map(|s| s.refreshes)}</dd>
+            </dl>
+            <button type="button" class="secondary small" data-testid="burst" on:click=send_ten>
+                "Send 10 API calls at once"
+            </button>
+            <p class="hint" data-testid="burst-result">
+                {move || burst.get().map(|(done, ok)| format!("{ok} of {done} calls succeeded"))}
+            </p>
+        </details>
     }
 }

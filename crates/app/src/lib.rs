@@ -19,12 +19,11 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use pages::account::AccountPage;
+use pages::auth::{Login, Register};
 use pages::devices::DevicesPage;
 use pages::editor::EditorPage;
 use pages::home::Home;
-use pages::login::Login;
 use pages::notes::NotesPage;
-use pages::register::Register;
 use pages::NotFound;
 
 /// The HTML document around the app; the server renders it for every page.

@@ -1,12 +1,11 @@
 //! One module per page.
 
 pub mod account;
+pub mod auth;
 pub mod devices;
 pub mod editor;
 pub mod home;
-pub mod login;
 pub mod notes;
-pub mod register;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

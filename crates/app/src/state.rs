@@ -147,11 +147,51 @@ pub fn ClientBridge() -> impl IntoView {
     });
 }
 
-/// Shows `children` only to a logged-in user; anyone else goes to the login page with
-/// `next` pointing back here. While the session is unknown (server rendering) it shows
-/// a neutral placeholder, so no protected content is ever rendered on the server.
+/// Builds `children` in the browser for a logged-in user, and takes them down on
+/// logout (rebuilding them if another user logs in).
+///
+/// Session-dependent UI is never rendered on the server (it does not know the session),
+/// so it is never hydrated either: it is built straight into an empty container once
+/// the session is known. Besides keeping the server's HTML neutral, this keeps the
+/// wasm small: only the build path of these views is compiled, not their hydration.
 #[component]
-pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
+pub fn WhenLoggedIn<V>(
+    children: TypedChildrenFn<V>,
+    /// Class of the container `<div>`.
+    #[prop(optional)]
+    class: &'static str,
+) -> impl IntoView
+where
+    V: IntoView + 'static,
+{
+    let state = app_state();
+    let container = NodeRef::<leptos::html::Div>::new();
+    let children = children.into_inner();
+    let mounted = StoredValue::new_local(None::<<View<V> as Render>::State>);
+    Effect::new(move |_| {
+        // The effect's owner is cleaned up before each run, which disposes the
+        // reactive parts of what the previous run built; here its DOM goes too.
+        mounted.update_value(|m| {
+            if let Some(mut built) = m.take() {
+                built.unmount();
+            }
+        });
+        if let (Gate::LoggedIn(_), Some(parent)) = (state.gate.get(), container.get()) {
+            let mut built = untrack(|| children().build());
+            built.mount(&parent, None);
+            mounted.set_value(Some(built));
+        }
+    });
+    view! { <div class=class node_ref=container></div> }
+}
+
+/// A page for logged-in users: anyone else goes to the login page with `next`
+/// pointing back here. Until the session is known it shows a neutral placeholder.
+#[component]
+pub fn RequireAuth<V>(children: TypedChildrenFn<V>) -> impl IntoView
+where
+    V: IntoView + 'static,
+{
     let state = app_state();
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -160,11 +200,9 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
             go_to_login(&navigate, &url);
         }
     });
-    move || match state.gate.get() {
-        Gate::LoggedIn(_) => children().into_any(),
-        Gate::Unknown | Gate::LoggedOut => view! {
-            <p class="muted" aria-busy="true">"Loading…"</p>
-        }
-        .into_any(),
+    let waiting = move || !matches!(state.gate.get(), Gate::LoggedIn(_));
+    view! {
+        <p class="muted" aria-busy="true" hidden=move || !waiting()>"Loading…"</p>
+        {WhenLoggedIn(WhenLoggedInProps { children, class: "" })}
     }
 }

@@ -19,7 +19,7 @@ pub fn Field(
     errors: RwSignal<FieldMap>,
     #[prop(default = "text")] kind: &'static str,
     #[prop(default = "off")] autocomplete: &'static str,
-    #[prop(optional)] hint: Option<&'static str>,
+    #[prop(default = None)] hint: Option<&'static str>,
     #[prop(optional)] required: bool,
 ) -> impl IntoView {
     let id = format!("field-{name}");
@@ -54,11 +54,7 @@ pub fn Field(
 /// The general error of a form (wrong password, server unreachable).
 #[component]
 pub fn FormError(message: RwSignal<Option<String>>) -> impl IntoView {
-    view! {
-        <div role="alert" data-testid="form-error">
-            {move || message.get().map(|m| view! { <p class="alert error">{m}</p> })}
-        </div>
-    }
+    view! { <p class="alert error form-error" role="alert" data-testid="form-error">{message}</p> }
 }
 
 /// Data a page loads after hydration.

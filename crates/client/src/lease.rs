@@ -1,20 +1,28 @@
 //! The fallback for browsers without the Web Locks API: a lease in `localStorage`
-//! (`{"owner": "<random id>", "until": <ms>}`) that a tab takes when it is free or
+//! (`<until ms> <owner id>`) that a tab takes when it is free or
 //! expired, then re-reads after a short pause to see whether another tab overwrote it.
 //! Weaker than a Web Lock (two tabs can still race in a narrow window), which is why
 //! the client never depends on it alone: a tab that waited always re-reads the stored
 //! tokens before refreshing.
 
-use serde::{Deserialize, Serialize};
-
 /// How long a lease is valid: longer than a refresh can take (its request times out
 /// first), so a tab that crashed holding it blocks others for at most this long.
 pub const LEASE_MS: i64 = 25_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub owner: String,
     pub until: i64,
+}
+
+impl Lease {
+    pub fn parse(raw: &str) -> Option<Lease> {
+        let (until, owner) = raw.split_once(' ')?;
+        Some(Lease {
+            owner: owner.to_owned(),
+            until: until.parse().ok()?,
+        })
+    }
 }
 
 /// What a tab should do about the lease it just read.
@@ -29,7 +37,7 @@ pub enum LeaseCheck {
 }
 
 pub fn check(raw: Option<&str>, me: &str, now_ms: i64) -> LeaseCheck {
-    match raw.and_then(|raw| serde_json::from_str::<Lease>(raw).ok()) {
+    match raw.and_then(Lease::parse) {
         Some(lease) if lease.owner == me && lease.until > now_ms => LeaseCheck::Held,
         Some(lease) if lease.until > now_ms => LeaseCheck::Taken,
         _ => LeaseCheck::Free,
@@ -37,11 +45,7 @@ pub fn check(raw: Option<&str>, me: &str, now_ms: i64) -> LeaseCheck {
 }
 
 pub fn new_lease(me: &str, now_ms: i64) -> String {
-    serde_json::to_string(&Lease {
-        owner: me.to_owned(),
-        until: now_ms + LEASE_MS,
-    })
-    .unwrap_or_default()
+    format!("{} {me}", now_ms + LEASE_MS)
 }
 
 #[cfg(test)]
@@ -58,5 +62,13 @@ mod tests {
         assert_eq!(check(Some(&mine), "a", 1_000 + LEASE_MS), LeaseCheck::Free);
         assert_eq!(check(None, "a", 0), LeaseCheck::Free);
         assert_eq!(check(Some("garbage"), "a", 0), LeaseCheck::Free);
+        assert_eq!(check(Some("12x a"), "a", 0), LeaseCheck::Free);
+        assert_eq!(
+            Lease::parse(&new_lease("tab-1", 5)),
+            Some(Lease {
+                owner: "tab-1".into(),
+                until: 5 + LEASE_MS
+            })
+        );
     }
 }

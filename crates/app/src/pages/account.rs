@@ -89,7 +89,7 @@ fn Account() -> impl IntoView {
             <Field label="Current password" name="current_password" kind="password" value=current errors=errors
                 autocomplete="current-password" required=true/>
             <Field label="New password" name="new_password" kind="password" value=new errors=errors
-                autocomplete="new-password" required=true hint="At least 8 characters."/>
+                autocomplete="new-password" required=true hint=Some("At least 8 characters.")/>
             <div class="actions">
                 <button type="submit" disabled=move || busy.get()>
                     {move || if busy.get() { "Changing…" } else { "Change password" }}

@@ -2,6 +2,7 @@
 
 use baton_client::ClientError;
 use baton_shared::Session;
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -82,11 +83,11 @@ fn Devices() -> impl IntoView {
         <p class="muted">"Every device where you are logged in. Revoking one logs it out at its next request."</p>
         <div role="alert">{move || failure.get().map(|m| view! { <p class="alert error">{m}</p> })}</div>
         {move || match sessions.get() {
-            Load::Loading => view! { <p class="muted" aria-busy="true">"Loading devices…"</p> }.into_any(),
-            Load::Failed(message) => view! { <p class="alert error" role="alert">{message}</p> }.into_any(),
+            Load::Loading => EitherOf3::A(view! { <p class="muted" aria-busy="true">"Loading devices…"</p> }),
+            Load::Failed(message) => EitherOf3::B(view! { <p class="alert error" role="alert">{message}</p> }),
             Load::Ready(list) => {
                 let now = now_ms();
-                view! {
+                EitherOf3::C(view! {
                     <ul class="stack device-list" data-testid="device-list">
                         {list
                             .into_iter()
@@ -115,8 +116,7 @@ fn Devices() -> impl IntoView {
                             })
                             .collect_view()}
                     </ul>
-                }
-                .into_any()
+                })
             }
         }}
         <section class="danger-zone">

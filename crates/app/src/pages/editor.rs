@@ -4,6 +4,7 @@
 
 use baton_client::ClientError;
 use baton_shared::{ErrorCode, NoteInput};
+use leptos::either::EitherOf4;
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -236,6 +237,16 @@ fn Editor(id: String) -> impl IntoView {
         });
     };
 
+    let status_class = move || match status.get() {
+        Some(Status::Saved(_)) => "success",
+        Some(Status::Error(_)) => "error",
+        _ => "",
+    };
+    let status_text = move || {
+        status.get().map(|s| match s {
+            Status::Info(m) | Status::Saved(m) | Status::Error(m) => m,
+        })
+    };
     let field_error = move |name: &'static str| move || errors.with(|e| e.get(name).cloned());
     let invalid =
         move |name: &'static str| move || errors.with(|e| e.contains_key(name)).then_some("true");
@@ -243,14 +254,13 @@ fn Editor(id: String) -> impl IntoView {
     view! {
         <p><a href="/notes">"← All notes"</a></p>
         {move || match phase.get() {
-            Phase::Loading => view! { <p class="muted" aria-busy="true">"Loading note…"</p> }.into_any(),
-            Phase::Missing => view! {
+            Phase::Loading => EitherOf4::A(view! { <p class="muted" aria-busy="true">"Loading note…"</p> }),
+            Phase::Missing => EitherOf4::B(view! {
                 <h1>"Note not found"</h1>
                 <p>"It may have been deleted. " <a href="/notes">"Back to your notes"</a></p>
-            }
-            .into_any(),
-            Phase::Failed(message) => view! { <p class="alert error" role="alert">{message}</p> }.into_any(),
-            Phase::Ready => view! {
+            }),
+            Phase::Failed(message) => EitherOf4::C(view! { <p class="alert error" role="alert">{message}</p> }),
+            Phase::Ready => EitherOf4::D(view! {
                 <h1>{if is_new { "New note" } else { "Edit note" }}</h1>
                 {move || restored.get().map(|at| view! {
                     <div class="alert info draft-notice" data-testid="draft-restored">
@@ -284,15 +294,10 @@ fn Editor(id: String) -> impl IntoView {
                         })}
                     </div>
                     <p class="form-status" role="status" data-testid="editor-status">
-                        {move || status.get().map(|s| match s {
-                            Status::Info(m) => view! { <span>{m}</span> }.into_any(),
-                            Status::Saved(m) => view! { <span class="success">{m}</span> }.into_any(),
-                            Status::Error(m) => view! { <span class="error">{m}</span> }.into_any(),
-                        })}
+                        <span class=status_class>{status_text}</span>
                     </p>
                 </form>
-            }
-            .into_any(),
+            }),
         }}
     }
 }

@@ -2,6 +2,7 @@
 
 use baton_client::ClientError;
 use baton_shared::Note;
+use leptos::either::EitherOf4;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -39,13 +40,12 @@ fn NotesList() -> impl IntoView {
             <a class="button" href="/notes/new">"New note"</a>
         </div>
         {move || match notes.get() {
-            Load::Loading => view! { <p class="muted" aria-busy="true">"Loading notes…"</p> }.into_any(),
-            Load::Failed(message) => view! { <p class="alert error" role="alert">{message}</p> }.into_any(),
-            Load::Ready(list) if list.is_empty() => view! {
+            Load::Loading => EitherOf4::A(view! { <p class="muted" aria-busy="true">"Loading notes…"</p> }),
+            Load::Failed(message) => EitherOf4::B(view! { <p class="alert error" role="alert">{message}</p> }),
+            Load::Ready(list) if list.is_empty() => EitherOf4::C(view! {
                 <p class="muted" data-testid="no-notes">"No notes yet. Start one with “New note”."</p>
-            }
-            .into_any(),
-            Load::Ready(list) => view! {
+            }),
+            Load::Ready(list) => EitherOf4::D(view! {
                 <ul class="stack note-list" data-testid="note-list">
                     {list
                         .into_iter()
@@ -60,8 +60,7 @@ fn NotesList() -> impl IntoView {
                         })
                         .collect_view()}
                 </ul>
-            }
-            .into_any(),
+            }),
         }}
     }
 }

@@ -5,8 +5,7 @@ use std::cell::RefCell;
 
 use baton_shared::{RefreshRequest, TokenPair};
 use futures::channel::oneshot;
-use futures::future::{select, LocalBoxFuture, Shared};
-use futures::FutureExt;
+use futures::future::select;
 use gloo_timers::future::TimeoutFuture;
 
 use super::{
@@ -17,11 +16,11 @@ use crate::status::{Connection, EndReason};
 use crate::stored::StoredSession;
 use crate::{Config, Method};
 
-type Flight = Shared<LocalBoxFuture<'static, Result<(), ClientError>>>;
+type Outcome = Result<(), ClientError>;
 
 thread_local! {
-    /// The refresh in progress in this tab; every caller awaits the same one.
-    static IN_FLIGHT: RefCell<Option<Flight>> = const { RefCell::new(None) };
+    /// While a refresh runs in this tab: everyone waiting for its outcome.
+    static IN_FLIGHT: RefCell<Option<Vec<oneshot::Sender<Outcome>>>> = const { RefCell::new(None) };
     /// Wakes a refresh that is waiting to retry (`online` event, the page becoming
     /// visible, or the user asking).
     static WAKE: RefCell<Option<oneshot::Sender<()>>> = const { RefCell::new(None) };
@@ -38,18 +37,34 @@ pub(crate) async fn refresh_after(stale_access: &str) -> Result<(), ClientError>
     flight(current.refresh_token).await
 }
 
-/// The refresh in flight, or a new one that starts from `known_refresh`, the refresh
-/// token this tab holds now.
-fn flight(known_refresh: String) -> Flight {
-    if let Some(flight) = IN_FLIGHT.with(|f| f.borrow().clone()) {
-        return flight;
+/// Waits for the refresh in flight, or starts one from `known_refresh`, the refresh
+/// token this tab holds now. However many callers wait, there is one refresh.
+async fn flight(known_refresh: String) -> Outcome {
+    let (tx, rx) = oneshot::channel();
+    let start = IN_FLIGHT.with(|f| match &mut *f.borrow_mut() {
+        Some(waiting) => {
+            waiting.push(tx);
+            false
+        }
+        none => {
+            *none = Some(vec![tx]);
+            true
+        }
+    });
+    if start {
+        // Its own task, so it finishes (and releases the cross-tab lock) even if
+        // every caller stops waiting.
+        wasm_bindgen_futures::spawn_local(async move {
+            let outcome = run(known_refresh).await;
+            let waiting = IN_FLIGHT
+                .with(|f| f.borrow_mut().take())
+                .unwrap_or_default();
+            for tx in waiting {
+                let _ = tx.send(outcome.clone());
+            }
+        });
     }
-    let flight = run(known_refresh).boxed_local().shared();
-    IN_FLIGHT.with(|f| *f.borrow_mut() = Some(flight.clone()));
-    // Driven by its own task, so it finishes (and releases the cross-tab lock) even
-    // if every caller awaiting it is dropped.
-    wasm_bindgen_futures::spawn_local(flight.clone().map(|_| ()));
-    flight
+    rx.await.unwrap_or(Err(ClientError::SessionEnded))
 }
 
 /// Wakes a refresh that waits to retry, so it tries again now.
@@ -103,7 +118,6 @@ async fn run(known_refresh: String) -> Result<(), ClientError> {
         }
     };
     set_connection(Connection::Online);
-    IN_FLIGHT.with(|f| *f.borrow_mut() = None);
     result
 }
 
