@@ -27,6 +27,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod password;
 pub mod rate_limit;
 pub mod revocation;

@@ -1,5 +1,6 @@
 //! The HTTP surface: the JSON API under `/api`, the JWKS, and the Leptos app.
 
+use baton_shared::ApiError;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -49,6 +50,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
             get(notes::get).put(notes::update).delete(notes::delete),
         )
         .route("/health", get(health))
+        .route("/openapi.json", get(crate::openapi::serve))
         // Latency by route template, for matched routes only.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -127,6 +129,13 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// `GET /api/health`: 200 when the database answers, 503 when it does not.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get, path = "/api/health", tag = "meta",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ApiError),
+    )
+)]
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>> {
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
         Ok(Ok(())) => Ok(Json(Health {
@@ -144,6 +153,10 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>> {
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify access tokens.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "meta",
+    responses((status = 200, description = "RFC 7517 JWK set of the keys that verify access tokens"))
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let ring = state.tokens.ring();
     let body = Json(ring.jwks(now_ms())).into_response();

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
+use baton_shared::ApiError;
 use baton_shared::{
     DeviceName, ErrorCode, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User,
     UserEnvelope, TOKEN_TYPE_BEARER,
@@ -22,6 +23,15 @@ const USER_AGENT_MAX: usize = 256;
 
 /// `POST /api/auth/register`
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = UserEnvelope),
+        (status = 400, description = "`invalid_input`, with `fields`", body = ApiError),
+        (status = 409, description = "`username_taken`", body = ApiError),
+        (status = 429, description = "`rate_limited`", body = ApiError),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -37,6 +47,15 @@ pub async fn register(
 
 /// `POST /api/auth/login`
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session", body = TokenPair),
+        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 401, description = "`invalid_credentials`", body = ApiError),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ApiError),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -165,6 +184,15 @@ fn secs_to_ms(secs: u64) -> i64 {
 
 /// `POST /api/auth/refresh`
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the refresh token rotated", body = TokenPair),
+        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 401, description = "`refresh_token_invalid`, `refresh_token_expired`, `refresh_token_reused` or `session_revoked`", body = ApiError),
+        (status = 429, description = "`rate_limited`", body = ApiError),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -306,6 +334,13 @@ fn refresh_expired() -> Error {
 /// `POST /api/auth/logout`: ends the session of this refresh token. Idempotent, and
 /// 204 for an unknown token too (nothing to tell an attacker).
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The session ended (also for an unknown token)"),
+        (status = 400, description = "`invalid_input`", body = ApiError),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,
@@ -325,6 +360,13 @@ pub async fn logout(
 
 /// `POST /api/auth/logout-all`: ends every session of the user, this one included.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+#[utoipa::path(
+    post, path = "/api/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session of the user ended"),
+        (status = 401, description = "Access-token failure", body = ApiError),
+    )
+)]
 pub async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
     let now = now_ms();
     let ended =

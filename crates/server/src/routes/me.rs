@@ -13,6 +13,13 @@ use crate::AppState;
 
 /// `GET /api/me`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+#[utoipa::path(
+    get, path = "/api/me", tag = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserEnvelope),
+        (status = 401, description = "Access-token failure", body = ApiError),
+    )
+)]
 pub async fn get(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserEnvelope>> {
     // A valid token of a deleted user: the token no longer names anyone.
     let user = store::users::get(&state.db, auth.user_id)
@@ -23,6 +30,15 @@ pub async fn get(State(state): State<AppState>, auth: AuthUser) -> Result<Json<U
 
 /// `PUT /api/me/password`: needs the current password; ends every other session.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+#[utoipa::path(
+    put, path = "/api/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; every other session ended"),
+        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 401, description = "Access-token failure", body = ApiError),
+        (status = 403, description = "`invalid_credentials`: wrong current password", body = ApiError),
+    )
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,

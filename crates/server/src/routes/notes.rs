@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use baton_shared::ApiError;
 use baton_shared::{Note, NoteInput};
 
 use crate::error::{Error, Result};
@@ -12,12 +13,27 @@ use crate::AppState;
 
 /// `GET /api/notes`: newest first.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+#[utoipa::path(
+    get, path = "/api/notes", tag = "notes", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's notes, newest first", body = Vec<Note>),
+        (status = 401, description = "Access-token failure", body = ApiError),
+    )
+)]
 pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<Note>>> {
     Ok(Json(store::notes::list(&state.db, auth.user_id).await?))
 }
 
 /// `POST /api/notes`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+#[utoipa::path(
+    post, path = "/api/notes", tag = "notes", security(("bearer" = [])), request_body = NoteInput,
+    responses(
+        (status = 201, description = "Created", body = Note),
+        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 401, description = "Access-token failure", body = ApiError),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -30,6 +46,15 @@ pub async fn create(
 
 /// `GET /api/notes/{id}`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, note_id = %id))]
+#[utoipa::path(
+    get, path = "/api/notes/{id}", tag = "notes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Note id")),
+    responses(
+        (status = 200, description = "The note", body = Note),
+        (status = 401, description = "Access-token failure", body = ApiError),
+        (status = 404, description = "`not_found`, also for another user's note", body = ApiError),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -43,6 +68,16 @@ pub async fn get(
 
 /// `PUT /api/notes/{id}`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, note_id = %id))]
+#[utoipa::path(
+    put, path = "/api/notes/{id}", tag = "notes", security(("bearer" = [])), request_body = NoteInput,
+    params(("id" = Uuid, Path, description = "Note id")),
+    responses(
+        (status = 200, description = "Updated", body = Note),
+        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 401, description = "Access-token failure", body = ApiError),
+        (status = 404, description = "`not_found`, also for another user's note", body = ApiError),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -58,6 +93,15 @@ pub async fn update(
 
 /// `DELETE /api/notes/{id}`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, note_id = %id))]
+#[utoipa::path(
+    delete, path = "/api/notes/{id}", tag = "notes", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Note id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Access-token failure", body = ApiError),
+        (status = 404, description = "`not_found`, also for another user's note", body = ApiError),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use baton_shared::ApiError;
 use baton_shared::Session;
 
 use crate::error::{Error, Result};
@@ -13,6 +14,13 @@ use crate::AppState;
 
 /// `GET /api/sessions`: live sessions, most recently used first.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+#[utoipa::path(
+    get, path = "/api/sessions", tag = "sessions", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = Vec<Session>),
+        (status = 401, description = "Access-token failure", body = ApiError),
+    )
+)]
 pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<Session>>> {
     let sessions =
         store::sessions::list_active(&state.db, auth.user_id, auth.session_id, now_ms()).await?;
@@ -22,6 +30,15 @@ pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<
 /// `DELETE /api/sessions/{id}`: 404 for a session that is not the caller's (or is
 /// already over), so that ids of other users cannot be probed.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, session_id = %id))]
+#[utoipa::path(
+    delete, path = "/api/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Access-token failure", body = ApiError),
+        (status = 404, description = "`not_found`, also for another user's session", body = ApiError),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -12,6 +12,7 @@ mod input;
 mod keys;
 mod notes;
 mod observability;
+mod openapi;
 mod operator;
 mod refresh;
 mod restart;

@@ -1,0 +1,68 @@
+//! The API as OpenAPI 3.1 (served at `GET /api/openapi.json`), generated from the
+//! handlers' annotations and the shared types, so it cannot drift from the code.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Baton",
+        description = "Dual-token login: short-lived JWT access tokens, rotating single-use refresh tokens. Contract: docs/API.md.",
+    ),
+    paths(
+        routes::auth::register,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::logout_all,
+        routes::me::get,
+        routes::me::change_password,
+        routes::sessions::list,
+        routes::sessions::revoke,
+        routes::notes::list,
+        routes::notes::create,
+        routes::notes::get,
+        routes::notes::update,
+        routes::notes::delete,
+        routes::health,
+        routes::jwks,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "me", description = "The logged-in user"),
+        (name = "sessions", description = "Where the user is logged in"),
+        (name = "notes", description = "The protected resource of the demo app"),
+        (name = "meta", description = "Health and keys"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (typ at+jwt)")
+                    .description(Some(
+                        "401 `token_expired` is the one answer on which a client refreshes.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `GET /api/openapi.json`
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
