@@ -121,6 +121,8 @@ export async function waitPastExpiry(page: Page, extraMs = 1_000): Promise<void>
 export async function createNote(page: Page, title: string, body: string): Promise<string> {
   await page.getByRole('link', { name: 'New note' }).click();
   await expect(page).toHaveURL(/\/notes\/new$/);
+  // Only the editor: nothing of the list page stays behind.
+  await expect(page.locator('main h1')).toHaveText(['New note']);
   await page.getByLabel('Title').fill(title);
   await page.getByLabel('Body').fill(body);
   await page.getByTestId('save').click();

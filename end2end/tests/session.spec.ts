@@ -20,7 +20,7 @@ import {
 
 // The browser logs every 401 answer ("Failed to load resource: ... status of 401")
 // as a console error; here they are expected (expired tokens, wrong passwords).
-test.use({ allowedConsoleErrors: [/status of (401|409)/] });
+test.use({ allowedConsoleErrors: [/status of (401|403|409)/] });
 
 test('1. register, log out, wrong password, log in, log out', async ({ page }) => {
   const username = uniqueUsername('reg');
@@ -138,46 +138,57 @@ test('3. ten concurrent calls after expiry share one refresh', async ({ page, re
   await expect(page.getByTestId('refresh-count')).toHaveText('1');
 });
 
-test('4. two tabs stay logged in across expiries; logging out in one logs out both', async ({
-  page,
-  context,
-}) => {
-  test.setTimeout(60_000);
-  const username = await registerUser(context.request, 'tabs');
-  const log = new RefreshLog(context);
-  await logIn(page, username);
-  const second = await context.newPage();
-  await gotoHydrated(second, '/notes');
-  await expect(second.getByTestId('no-notes')).toBeVisible();
+for (const locks of ['Web Locks', 'the localStorage lease (no Web Locks)']) {
+  test(`4. two tabs stay logged in across expiries; logging out in one logs out both (${locks})`, async ({
+    page,
+    context,
+  }) => {
+    test.setTimeout(60_000);
+    if (locks !== 'Web Locks') {
+      // A browser without the Web Locks API: the client falls back to a lease.
+      await context.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+      });
+    }
+    const username = await registerUser(context.request, 'tabs');
+    const log = new RefreshLog(context);
+    await logIn(page, username);
+    const second = await context.newPage();
+    await gotoHydrated(second, '/notes');
+    await expect(second.getByTestId('no-notes')).toBeVisible();
+    expect(await second.evaluate(() => 'locks' in navigator && !!navigator.locks)).toBe(
+      locks === 'Web Locks',
+    );
 
-  // Several access-token lifetimes, both tabs open and refreshing ahead of expiry.
-  const expiries = 3;
-  await page.waitForTimeout(expiries * ACCESS_TTL_MS + 1_000);
+    // Several access-token lifetimes, both tabs open and refreshing ahead of expiry.
+    const expiries = 3;
+    await page.waitForTimeout(expiries * ACCESS_TTL_MS + 1_000);
 
-  for (const tab of [page, second]) {
-    await expect(tab).toHaveURL(/\/notes$/);
-    await tab.getByTestId('session-indicator').locator('summary').click();
-    await tab.getByTestId('burst').click();
-    await expect(tab.getByTestId('burst-result')).toHaveText('10 of 10 calls succeeded');
-  }
-  expect(log.codes(), 'refresh errors').toEqual([]);
-  expect(log.answers.every((a) => a.status === 200)).toBe(true);
-  // The tabs took turns: every refresh presented a token no tab had presented before,
-  // so none leaned on the server's grace window for a just-rotated token.
-  expect(log.noTokenReused(), `tokens presented: ${log.presented.length}`).toBe(true);
-  // About one refresh per access-token lifetime (each runs a quarter lifetime early),
-  // not one per tab, nor a storm.
-  expect(log.requests).toBeGreaterThanOrEqual(expiries);
-  expect(log.requests).toBeLessThanOrEqual(2 * expiries + 1);
-  // Both tabs see the same, current session.
-  const [a, b] = [await storedSession(page), await storedSession(second)];
-  expect(a?.refresh_token).toBe(b?.refresh_token);
+    for (const tab of [page, second]) {
+      await expect(tab).toHaveURL(/\/notes$/);
+      await tab.getByTestId('session-indicator').locator('summary').click();
+      await tab.getByTestId('burst').click();
+      await expect(tab.getByTestId('burst-result')).toHaveText('10 of 10 calls succeeded');
+    }
+    expect(log.codes(), 'refresh errors').toEqual([]);
+    expect(log.answers.every((a) => a.status === 200)).toBe(true);
+    // The tabs took turns: every refresh presented a token no tab had presented before,
+    // so none leaned on the server's grace window for a just-rotated token.
+    expect(log.noTokenReused(), `tokens presented: ${log.presented.length}`).toBe(true);
+    // About one refresh per access-token lifetime (each runs a quarter lifetime early),
+    // not one per tab, nor a storm.
+    expect(log.requests).toBeGreaterThanOrEqual(expiries);
+    expect(log.requests).toBeLessThanOrEqual(2 * expiries + 1);
+    // Both tabs see the same, current session.
+    const [a, b] = [await storedSession(page), await storedSession(second)];
+    expect(a?.refresh_token).toBe(b?.refresh_token);
 
-  await page.getByTestId('logout').click();
-  await expect(page).toHaveURL(/\/login$/);
-  await expect(second).toHaveURL(/\/login/);
-  expect(await second.evaluate((key) => localStorage.getItem(key), SESSION_KEY)).toBeNull();
-});
+    await page.getByTestId('logout').click();
+    await expect(page).toHaveURL(/\/login$/);
+    await expect(second).toHaveURL(/\/login/);
+    expect(await second.evaluate((key) => localStorage.getItem(key), SESSION_KEY)).toBeNull();
+  });
+}
 
 test.describe('5. refresh endpoint down', () => {
   test.use({ allowedConsoleErrors: [/status of (401|503)/] });
@@ -261,6 +272,52 @@ test('6. a revoked session sends the user to log in, and their draft survives', 
   await page.getByTestId('save').click();
   await expect(page.getByTestId('editor-status')).toContainText('Saved');
   await expect(page.getByTestId('draft-restored')).toHaveCount(0);
+});
+
+test('account: password change ends the other sessions; devices: log out everywhere', async ({
+  page,
+  browser,
+  request,
+}) => {
+  const username = await registerUser(request, 'acct');
+  await logIn(page, username, { device: 'Desk' });
+  const other = await browser.newContext();
+  try {
+    const tablet = await other.newPage();
+    await logIn(tablet, username, { device: 'Tablet' });
+
+    await page.getByRole('link', { name: 'Account' }).click();
+    await expect(page.getByTestId('account-username')).toHaveText(username);
+    const current = page.getByLabel('Current password');
+    const fresh = page.getByLabel('New password');
+    const submit = page.getByRole('button', { name: 'Change password' });
+    await current.fill('not the password');
+    await fresh.fill('short');
+    await submit.click();
+    await expect(page.locator('#field-new_password-error')).toHaveText('must be 8-1024 characters');
+    await fresh.fill('a brand new passphrase');
+    await submit.click();
+    await expect(page.locator('#field-current_password-error')).toHaveText(
+      'the current password is wrong',
+    );
+    await current.fill(PASSWORD);
+    await submit.click();
+    await expect(page.getByTestId('account-status')).toContainText('Password changed');
+
+    // The tablet's session ended with the change: its next call sends it to log in.
+    await tablet.getByTestId('session-indicator').locator('summary').click();
+    await tablet.getByTestId('burst').click();
+    await expect(tablet).toHaveURL(/\/login\?next=\/notes$/);
+  } finally {
+    await other.close();
+  }
+
+  await page.getByRole('link', { name: 'Devices' }).click();
+  await expect(page.getByTestId('device')).toHaveCount(1);
+  await page.getByTestId('logout-all').click();
+  await page.getByRole('button', { name: 'Really log out everywhere?' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  expect(await storedSession(page)).toBeNull();
 });
 
 test('corrupt or old stored sessions are discarded without breaking the page', async ({

@@ -169,17 +169,21 @@ where
     let children = children.into_inner();
     let mounted = StoredValue::new_local(None::<<View<V> as Render>::State>);
     Effect::new(move |_| {
-        // The effect's owner is cleaned up before each run, which disposes the
-        // reactive parts of what the previous run built; here its DOM goes too.
-        mounted.update_value(|m| {
-            if let Some(mut built) = m.take() {
-                built.unmount();
-            }
-        });
         if let (Gate::LoggedIn(_), Some(parent)) = (state.gate.get(), container.get()) {
             let mut built = untrack(|| children().build());
             built.mount(&parent, None);
             mounted.set_value(Some(built));
+            // The effect's owner is cleaned up before the effect runs again (the user
+            // changed) and when the component goes away; its reactive parts go then,
+            // and so must its DOM. The router may keep the container for the next
+            // page (same element types), so it is not enough to rely on that.
+            on_cleanup(move || {
+                mounted.try_update_value(|m| {
+                    if let Some(mut built) = m.take() {
+                        built.unmount();
+                    }
+                });
+            });
         }
     });
     view! { <div class=class node_ref=container></div> }

@@ -95,7 +95,7 @@ fn Account() -> impl IntoView {
                     {move || if busy.get() { "Changing…" } else { "Change password" }}
                 </button>
             </div>
-            <p role="status" data-testid="account-status">
+            <p class="form-status" role="status" data-testid="account-status">
                 {move || success.get().map(|m| view! { <span class="alert success">{m}</span> })}
             </p>
         </form>
