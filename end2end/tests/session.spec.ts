@@ -274,6 +274,40 @@ test('6. a revoked session sends the user to log in, and their draft survives', 
   await expect(page.getByTestId('draft-restored')).toHaveCount(0);
 });
 
+test('a hidden tab leaves refreshing alone, and refreshes first when it becomes visible', async ({
+  page,
+  request,
+}) => {
+  const username = await registerUser(request, 'hidden');
+  await logIn(page, username);
+  // Let the test say whether the page is visible (as a browser does for a background
+  // tab or a sleeping laptop).
+  await page.evaluate(() => {
+    const w = window as unknown as { __visibility: string };
+    w.__visibility = 'hidden';
+    Object.defineProperty(Document.prototype, 'visibilityState', {
+      configurable: true,
+      get: () => w.__visibility,
+    });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  const log = new RefreshLog(page);
+  await waitPastExpiry(page);
+  expect(log.requests, 'no refresh while hidden').toBe(0);
+
+  await page.evaluate(() => {
+    (window as unknown as { __visibility: string }).__visibility = 'visible';
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await expect.poll(() => log.requests).toBe(1);
+  await expect(page.getByTestId('refresh-count')).toHaveText('1');
+  // The refresh came first: the page's next calls never meet an expired token.
+  await page.getByTestId('session-indicator').locator('summary').click();
+  await page.getByTestId('burst').click();
+  await expect(page.getByTestId('burst-result')).toHaveText('10 of 10 calls succeeded');
+  expect(log.unauthorized).toEqual([]);
+});
+
 test('account: password change ends the other sessions; devices: log out everywhere', async ({
   page,
   browser,
