@@ -108,8 +108,17 @@ export class RefreshLog {
  * Needs `page.clock.install()` before the page was loaded.
  */
 export async function freezeTimers(page: Page): Promise<void> {
-  const now = await page.evaluate(() => Date.now());
-  await page.clock.pauseAt(now + 10);
+  // The installed clock keeps running until paused, so aim a little ahead of the
+  // page's time; on a busy machine the aim may fall behind, then aim again.
+  for (let ahead = 50; ; ahead *= 2) {
+    const now = await page.evaluate(() => Date.now());
+    try {
+      await page.clock.pauseAt(now + ahead);
+      return;
+    } catch (e) {
+      if (!String(e).includes('to the past') || ahead > 2_000) throw e;
+    }
+  }
 }
 
 /** Waits (in real time) until an access token issued now has certainly expired. */

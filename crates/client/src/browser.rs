@@ -33,6 +33,10 @@ struct Runtime {
     connection: Cell<Option<Connection>>,
     listeners: RefCell<Listeners>,
     end_handler: RefCell<Option<EndHandler>>,
+    /// Sessions this tab saw end (logout, refusal). A late write of one of them by
+    /// another tab (possible where only the `localStorage` lease coordinates tabs) is
+    /// removed again instead of adopted.
+    ended: RefCell<Vec<Uuid>>,
 }
 
 thread_local! {
@@ -134,6 +138,19 @@ fn set_session(session: Option<StoredSession>, persist: Persist) {
     }
 }
 
+fn mark_ended(session_id: Uuid) {
+    with(|rt| {
+        let mut ended = rt.ended.borrow_mut();
+        if !ended.contains(&session_id) {
+            ended.push(session_id);
+        }
+    });
+}
+
+fn is_ended(session_id: Uuid) -> bool {
+    with(|rt| rt.ended.borrow().contains(&session_id))
+}
+
 fn set_connection(connection: Connection) {
     let changed = with(|rt| rt.connection.replace(Some(connection)) != Some(connection));
     if changed {
@@ -156,6 +173,7 @@ fn current_path() -> Option<String> {
 /// it, tells the app where to send the user.
 fn end_session(reason: EndReason, session_id: Uuid) {
     let config = config();
+    mark_ended(session_id);
     let stored = storage::load_session(&config.storage_key);
     let was_ours = with(|rt| {
         rt.session
@@ -279,6 +297,9 @@ pub(crate) async fn take_session() -> Option<String> {
         stored
     })
     .await;
+    if let Some(s) = &stored {
+        mark_ended(s.session_id);
+    }
     set_session(None, Persist::No);
     set_connection(Connection::Online);
     stored.map(|s| s.refresh_token)

@@ -8,7 +8,9 @@ use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::{config, end_session, now_ms, refresh, session, set_session, storage, Persist};
+use super::{
+    config, end_session, is_ended, now_ms, refresh, session, set_session, storage, Persist,
+};
 use crate::status::EndReason;
 use crate::timing;
 
@@ -46,6 +48,9 @@ fn on_storage(event: web_sys::StorageEvent) {
         return;
     }
     match storage::load_session(&key) {
+        // Another tab wrote a session this tab saw end (it finished a refresh just as
+        // the user logged out here): it stays ended, for every tab.
+        Some(stored) if is_ended(stored.session_id) => storage::remove(&key),
         Some(stored) => set_session(Some(stored), Persist::No),
         None => {
             if let Some(s) = session() {

@@ -154,6 +154,12 @@ async fn attempt(config: &Config, known_refresh: &str) -> Attempt {
     if answer.is_success() {
         return match serde_json::from_str::<TokenPair>(&answer.body) {
             Ok(pair) => {
+                // The user may have logged out (in another tab) while the request was
+                // out: then these tokens are not stored. The logout revoked the whole
+                // session on the server, these tokens included.
+                if storage::load_session(&config.storage_key).is_none() {
+                    return Attempt::Gone;
+                }
                 let fresh = StoredSession::from_pair(pair, now_ms(), stored.refreshes + 1);
                 set_session(Some(fresh), Persist::Yes);
                 Attempt::Done
