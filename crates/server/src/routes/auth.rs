@@ -246,15 +246,16 @@ async fn rotate(state: &AppState, hash: &[u8], mut found: RefreshLookup) -> Resu
         if now >= found.session_expires_at {
             return Err(refresh_expired());
         }
-        let is_current =
-            found.used_at.is_none() && found.token_generation == found.session_generation;
+        let is_current = found.token_generation == found.session_generation;
         if is_current && now >= found.token_expires_at {
             return Err(refresh_expired());
         }
         if !is_current {
             let in_grace = grace_ms > 0
                 && found.token_generation + 1 == found.session_generation
-                && found.used_at.is_some_and(|used| now - used <= grace_ms);
+                && found
+                    .rotated_at
+                    .is_some_and(|rotated| now - rotated <= grace_ms);
             if !in_grace {
                 return Err(reuse_detected(state, &found, now).await?);
             }

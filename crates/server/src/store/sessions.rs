@@ -2,9 +2,11 @@
 //! rotation and revocation.
 //!
 //! A session row carries a `generation` counter. The refresh tokens that may rotate now
-//! are those of the session's current generation; a rotation is one compare-and-swap
-//! on the counter, in a transaction that also marks the generation used and inserts the
-//! successor (see [`exchange`]). Of any number of concurrent rotations of one token, exactly one wins.
+//! are those of the session's current generation; every token of an older generation
+//! has been used. A rotation inserts the successor of the next generation and moves the
+//! session to it in one statement that only matches while the session is still at the
+//! presented token's generation (see [`exchange`]): of any number of concurrent
+//! rotations of one token, exactly one wins.
 
 use baton_shared::{Session, User};
 use uuid::Uuid;
@@ -86,9 +88,10 @@ pub struct RefreshLookup {
     pub session_id: Uuid,
     pub token_generation: i64,
     pub token_expires_at: i64,
-    pub used_at: Option<i64>,
     pub session_generation: i64,
     pub session_expires_at: i64,
+    /// When the session last rotated to a new generation.
+    pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub user_id: Uuid,
     pub username: String,
@@ -107,8 +110,8 @@ impl RefreshLookup {
 
 const LOOKUP_SQL: &str =
     "SELECT t.session_id, t.generation AS token_generation, t.expires_at AS token_expires_at,
-        t.used_at, s.generation AS session_generation, s.expires_at AS session_expires_at,
-        s.revoked_at, s.user_id, u.username, u.created_at AS user_created_at
+        s.generation AS session_generation, s.expires_at AS session_expires_at,
+        s.rotated_at, s.revoked_at, s.user_id, u.username, u.created_at AS user_created_at
    FROM refresh_tokens t
    JOIN sessions s ON s.id = t.session_id
    JOIN users u ON u.id = s.user_id
@@ -149,18 +152,19 @@ pub struct Successor<'a> {
 /// How a refresh token is exchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exchange {
-    /// The current generation rotates: it is marked used and the successor starts
-    /// the next generation. Of any number of concurrent rotations, one wins.
+    /// The current generation rotates: the successor starts the next generation, which
+    /// makes every token of the presented one used. Of any number of concurrent
+    /// rotations, one wins.
     Rotate,
     /// Inside the reuse grace window: a just-rotated token gets another token of the
     /// current generation, as long as the chain has not moved past it.
     Sibling,
 }
 
-/// Issues a successor token of `generation` (the presented token's generation for
-/// [`Exchange::Rotate`], the session's for [`Exchange::Sibling`]) in one transaction
-/// that starts with a compare-and-swap on the session row. Returns false when the
-/// session moved on meanwhile (another exchange won) or was revoked.
+/// Issues a successor token for a session that is still at `generation` (the presented
+/// token's for [`Exchange::Rotate`], the session's for [`Exchange::Sibling`]), in one
+/// statement. Returns false when the session moved on meanwhile (another exchange won)
+/// or was revoked.
 #[tracing::instrument(skip_all, fields(session_id = %next.session_id, ?exchange, generation))]
 pub async fn exchange(
     db: &Db,
@@ -168,54 +172,50 @@ pub async fn exchange(
     generation: i64,
     next: Successor<'_>,
 ) -> Result<bool> {
-    let (bump, new_generation) = match exchange {
-        Exchange::Rotate => (1_i64, generation + 1),
-        Exchange::Sibling => (0, generation),
-    };
-    with_db!(db, write, |pool| {
-        let mut tx = pool.begin().await?;
-        // The first statement writes, so SQLite takes the write lock at once and
-        // PostgreSQL locks the row: concurrent exchanges of one session serialize here.
-        let claimed = sqlx::query(
-            "UPDATE sessions SET generation = generation + $1, last_used_at = $2
-              WHERE id = $3 AND generation = $4 AND revoked_at IS NULL",
-        )
-        .bind(bump)
-        .bind(next.now)
-        .bind(next.session_id)
-        .bind(generation)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if exchange == Exchange::Rotate {
-            sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $1
-                  WHERE session_id = $2 AND generation = $3 AND used_at IS NULL",
-            )
-            .bind(next.now)
-            .bind(next.session_id)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
+    let bump = i64::from(exchange == Exchange::Rotate);
+    let inserted = match db {
+        // The trigger `refresh_tokens_advance_session` (migration 0002) moves the
+        // session to the new token's generation. The single writer connection runs
+        // the statement atomically; its condition is the compare-and-swap.
+        Db::Sqlite { writer, .. } => sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT $1, id, generation + $2, $3, $4 FROM sessions
+              WHERE id = $5 AND generation = $6 AND revoked_at IS NULL",
         )
         .bind(next.token_hash)
-        .bind(next.session_id)
-        .bind(new_generation)
+        .bind(bump)
         .bind(next.now)
         .bind(next.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-    });
-    Ok(true)
+        .bind(next.session_id)
+        .bind(generation)
+        .execute(writer)
+        .await?
+        .rows_affected(),
+        // The UPDATE locks the session row and re-checks its condition after any
+        // concurrent rotation commits: the compare-and-swap. The INSERT takes what it
+        // returns, in the same statement.
+        Db::Postgres(pool) => sqlx::query(
+            "WITH advanced AS (
+                UPDATE sessions
+                   SET generation = generation + $2,
+                       rotated_at = CASE WHEN $2 = 1 THEN $3 ELSE rotated_at END,
+                       last_used_at = $3
+                 WHERE id = $5 AND generation = $6 AND revoked_at IS NULL
+                RETURNING id, generation)
+             INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+             SELECT $1, id, generation, $3, $4 FROM advanced",
+        )
+        .bind(next.token_hash)
+        .bind(bump)
+        .bind(next.now)
+        .bind(next.expires_at)
+        .bind(next.session_id)
+        .bind(generation)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(inserted == 1)
 }
 
 /// Ends a session. Returns true when this call ended it (false: already ended or unknown).
@@ -317,7 +317,7 @@ pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Res
               WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
                 AND EXISTS (SELECT 1 FROM refresh_tokens t
                              WHERE t.session_id = s.id AND t.generation = s.generation
-                               AND t.used_at IS NULL AND t.expires_at > $2)
+                               AND t.expires_at > $2)
               ORDER BY s.last_used_at DESC, s.id",
         )
         .bind(user_id)
