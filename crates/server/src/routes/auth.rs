@@ -213,6 +213,24 @@ async fn refresh_inner(
     state.limits.refresh_attempt(&ip)?;
     let token = req.parse()?;
     let hash = hash_refresh_token(token);
+    // The common case, a live session's current token, is one statement.
+    let now = now_ms();
+    let idle_expires_at = now + secs_to_ms(state.config.refresh_idle_ttl);
+    let (successor, successor_hash) = new_refresh_token();
+    if let Some(rotated) =
+        store::sessions::rotate_current(&state.db, &hash, &successor_hash, now, idle_expires_at)
+            .await?
+    {
+        return token_pair(
+            state,
+            rotated.user(),
+            rotated.session_id,
+            successor,
+            rotated.expires_at,
+            now,
+        );
+    }
+    // Anything else: find out why, and apply the grace window.
     match store::sessions::find_refresh(&state.db, &hash).await? {
         Some(found) => rotate(state, &hash, found).await,
         None => Err(Error::client(

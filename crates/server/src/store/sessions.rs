@@ -140,6 +140,95 @@ pub async fn find_refresh_fresh(db: &Db, token_hash: &[u8]) -> Result<Option<Ref
     }))
 }
 
+/// A successful [`rotate_current`]: the session, the new token's expiry and the user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Rotated {
+    pub session_id: Uuid,
+    pub expires_at: i64,
+    pub user_id: Uuid,
+    pub username: String,
+    pub user_created_at: i64,
+}
+
+impl Rotated {
+    pub fn user(&self) -> User {
+        User {
+            id: self.user_id,
+            username: self.username.clone(),
+            created_at: to_datetime(self.user_created_at),
+        }
+    }
+}
+
+/// The common case of a refresh in one statement: when the presented token is its
+/// session's current, unexpired token and the session is live, inserts the successor
+/// (expiring at `idle_expires_at`, or at the session's end if sooner) and advances the
+/// session. Returns `None` and changes nothing otherwise; the caller then looks the
+/// token up to tell why (expired, revoked, used, unknown) or to apply the grace window.
+///
+/// The statement is the same compare-and-swap as [`exchange`] (the session must still
+/// be at the token's generation when the write runs), so of any number of concurrent
+/// rotations of one token exactly one gets `Some`.
+#[tracing::instrument(skip_all)]
+pub async fn rotate_current(
+    db: &Db,
+    presented_hash: &[u8],
+    successor_hash: &[u8],
+    now: i64,
+    idle_expires_at: i64,
+) -> Result<Option<Rotated>> {
+    let rotated = match db {
+        // The trigger `refresh_tokens_advance_session` moves the session on.
+        Db::Sqlite { writer, .. } => sqlx::query_as(
+            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+             SELECT $1, s.id, s.generation + 1, $2, MIN($3, s.expires_at)
+               FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+              WHERE t.token_hash = $4 AND t.generation = s.generation AND s.revoked_at IS NULL
+                AND t.expires_at > $2 AND s.expires_at > $2
+             RETURNING session_id, expires_at,
+                (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
+                (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE s.id = refresh_tokens.session_id) AS username,
+                (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE s.id = refresh_tokens.session_id) AS user_created_at",
+        )
+        .bind(successor_hash)
+        .bind(now)
+        .bind(idle_expires_at)
+        .bind(presented_hash)
+        .fetch_optional(writer)
+        .await?,
+        // A concurrent rotation holds the session row until it commits; this UPDATE
+        // then re-checks its condition against the new row, where the generations no
+        // longer match.
+        Db::Postgres(pool) => sqlx::query_as(
+            "WITH advanced AS (
+                UPDATE sessions s
+                   SET generation = s.generation + 1, rotated_at = $2, last_used_at = $2
+                  FROM refresh_tokens t
+                 WHERE t.token_hash = $4 AND s.id = t.session_id AND s.generation = t.generation
+                   AND s.revoked_at IS NULL AND t.expires_at > $2 AND s.expires_at > $2
+                RETURNING s.id, s.generation, s.user_id, LEAST($3, s.expires_at) AS expires_at),
+             inserted AS (
+                INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                SELECT $1, id, generation, $2, expires_at FROM advanced
+                RETURNING session_id, expires_at)
+             SELECT i.session_id, i.expires_at, u.id AS user_id, u.username,
+                    u.created_at AS user_created_at
+               FROM inserted i
+               JOIN advanced a ON a.id = i.session_id
+               JOIN users u ON u.id = a.user_id",
+        )
+        .bind(successor_hash)
+        .bind(now)
+        .bind(idle_expires_at)
+        .bind(presented_hash)
+        .fetch_optional(pool)
+        .await?,
+    };
+    Ok(rotated)
+}
+
 /// The successor of a rotation.
 #[derive(Debug)]
 pub struct Successor<'a> {
