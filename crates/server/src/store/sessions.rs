@@ -11,7 +11,7 @@
 use baton_shared::{Session, User};
 use uuid::Uuid;
 
-use super::{to_datetime, with_db, Db};
+use super::{to_datetime, users, with_db, Db};
 use crate::error::Result;
 
 /// Why a session ended.
@@ -100,11 +100,7 @@ pub struct RefreshLookup {
 
 impl RefreshLookup {
     pub fn user(&self) -> User {
-        User {
-            id: self.user_id,
-            username: self.username.clone(),
-            created_at: to_datetime(self.user_created_at),
-        }
+        users::user(self.user_id, self.username.clone(), self.user_created_at)
     }
 }
 
@@ -152,11 +148,7 @@ pub struct Rotated {
 
 impl Rotated {
     pub fn user(&self) -> User {
-        User {
-            id: self.user_id,
-            username: self.username.clone(),
-            created_at: to_datetime(self.user_created_at),
-        }
+        users::user(self.user_id, self.username.clone(), self.user_created_at)
     }
 }
 

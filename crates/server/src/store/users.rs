@@ -13,13 +13,18 @@ struct UserRow {
     created_at: i64,
 }
 
+/// A user from their stored columns (`created_at` in Unix milliseconds).
+pub(super) fn user(id: Uuid, username: String, created_at: i64) -> User {
+    User {
+        id,
+        username,
+        created_at: to_datetime(created_at),
+    }
+}
+
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            username: row.username,
-            created_at: to_datetime(row.created_at),
-        }
+        user(row.id, row.username, row.created_at)
     }
 }
 
