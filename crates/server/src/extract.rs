@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
@@ -102,12 +102,25 @@ where
                 "the request body must be JSON (Content-Type: application/json)",
             ));
         }
+        let too_large = || {
+            Error::client(
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than 64 KiB",
+            )
+        };
+        // A declared length over the limit is refused before a byte of the body is
+        // read; a body without one (chunked) is cut off at the limit while reading.
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > crate::routes::BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::client(
-                    ErrorCode::PayloadTooLarge,
-                    "the request body is larger than 64 KiB",
-                )
+                too_large()
             } else {
                 Error::invalid_input("the request body could not be read")
             }

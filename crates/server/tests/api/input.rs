@@ -3,6 +3,7 @@
 use baton_shared::ErrorCode;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::db_tests;
 use crate::helpers::*;
@@ -168,23 +169,45 @@ async fn transport_level_errors(backend: Backend) {
             .unwrap();
         assert_error(r, 400, ErrorCode::InvalidInput).await;
     }
-    // Over 64 KiB: 413, before anything else is done.
+    // Over 64 KiB: 413, before anything else is done. The server answers without
+    // reading the rest of the body and closes the connection, so these go on
+    // connections of their own: a pooled one could be handed to the next request
+    // while its body write is failing.
+    let unpooled = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let big = json!({"title": "t", "body": "x".repeat(70_000)});
-    assert_error(
-        app.post("/api/notes", &big, Some(&t)).await,
-        413,
-        ErrorCode::PayloadTooLarge,
-    )
-    .await;
-    let r = app
-        .client
-        .post(app.url("/api/auth/register"))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 1 << 20])
+    let r = unpooled
+        .post(app.url("/api/notes"))
+        .bearer_auth(&t)
+        .json(&big)
         .send()
         .await
         .unwrap();
     assert_error(r, 413, ErrorCode::PayloadTooLarge).await;
+    // A declared 1 MiB body is refused from its Content-Length alone: the server
+    // answers 413 while the client has sent only a few bytes of it.
+    let head = format!(
+        "POST /api/auth/register HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{{\"user",
+        1 << 20
+    );
+    let answer = raw_exchange(app.port, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
+    // Without a declared length (chunked), reading stops at the limit.
+    let mut chunked = format!(
+        "POST /api/auth/register HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n",
+        80_000
+    )
+    .into_bytes();
+    chunked.extend(std::iter::repeat_n(b' ', 80_000));
+    chunked.extend_from_slice(b"\r\n");
+    let answer = raw_exchange(app.port, &chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
     // Unknown routes and methods.
     assert_error(app.get("/api/nope", None).await, 404, ErrorCode::NotFound).await;
     assert_error(
@@ -195,10 +218,6 @@ async fn transport_level_errors(backend: Backend) {
     .await;
     // A 1 MB header: refused by the HTTP layer (hyper answers 431 and closes the
     // connection, so these go on connections of their own); the server stays up.
-    let unpooled = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
     for (name, value) in [
         ("x-filler", "a".repeat(1 << 20)),
         ("authorization", format!("Bearer {}", "a".repeat(1 << 20))),
@@ -217,6 +236,28 @@ async fn transport_level_errors(backend: Backend) {
         }
     }
     assert_eq!(app.me(&t).await.status(), StatusCode::OK, "still serving");
+}
+
+/// Writes `request` on a fresh connection and reads one JSON-bodied answer, without
+/// waiting for the server to close (it may keep the connection open).
+async fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !answer.ends_with(b"}") {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 async fn hostile_strings_are_data(backend: Backend) {
