@@ -56,4 +56,4 @@ function response(status, headers, body)
   end
 end
 
-done = report.done("refresh")
+done = report.done(os.getenv("SCENARIO") or "refresh")
