@@ -74,7 +74,16 @@ export default defineConfig({
       ],
     },
   },
-  projects: [{ name: 'chromium', use: { browserName: 'chromium' } }],
+  projects: [
+    { name: 'chromium', use: { browserName: 'chromium' }, testIgnore: /outage\.spec\.ts/ },
+    // Locks the server's database: runs alone, once everything else has finished.
+    {
+      name: 'outage',
+      use: { browserName: 'chromium' },
+      testMatch: /outage\.spec\.ts/,
+      dependencies: ['chromium'],
+    },
+  ],
   webServer: externalBaseUrl ? undefined : {
     command: process.env.BATON_E2E_SERVER || './target/release/baton-server',
     cwd: repoRoot, // the server finds target/site relative to it

@@ -1,6 +1,9 @@
 // Helpers for the session tests (issue 5): fresh users, logging in through the UI,
-// counting refresh requests, and freezing the page's timers.
+// counting refresh requests, freezing the page's timers, and taking the database away.
 import type { APIRequestContext, BrowserContext, Page } from '@playwright/test';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
 import { ACCESS_TTL_SECONDS } from '../playwright.config';
 import { expect, gotoHydrated } from './fixtures';
 
@@ -146,4 +149,43 @@ export async function storedSession(page: Page): Promise<Record<string, unknown>
     const raw = localStorage.getItem(key);
     return raw ? JSON.parse(raw) : null;
   }, SESSION_KEY);
+}
+
+/** Holds SQLite's write lock until its standard input closes (see `lockDatabase`). */
+const DATABASE_LOCKER = `
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+db.execute("ROLLBACK")
+`;
+
+/**
+ * Takes the write lock of the test server's SQLite database from another process, as a
+ * stuck writer or a full disk would: every write the server tries then waits out its busy
+ * timeout and is answered 503 `unavailable`, while reads go on (WAL). A real outage of the
+ * database behind the real server, not a stubbed response. Resolves once the lock is
+ * held, with the function that releases it.
+ */
+export async function lockDatabase(): Promise<() => Promise<void>> {
+  const dataDir = process.env.BATON_E2E_DATA_DIR;
+  if (!dataDir) throw new Error('BATON_E2E_DATA_DIR is not set (playwright.config.ts sets it)');
+  const locker = spawn('python3', ['-c', DATABASE_LOCKER, path.join(dataDir, 'baton.db')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = once(locker, 'exit');
+  await Promise.race([
+    once(locker.stdout, 'data'),
+    exited.then(([code]) => {
+      throw new Error(`the database locker exited with ${code} before taking the lock`);
+    }),
+    once(locker, 'error').then(([err]) => {
+      throw err;
+    }),
+  ]);
+  return async () => {
+    locker.stdin.end();
+    await exited;
+  };
 }
