@@ -10,7 +10,7 @@
 //   Uncaught page errors always fail the test.
 // - `gotoHydrated(page, path)` loads a page and waits until the wasm has hydrated it, so
 //   clicks reach Leptos' event handlers rather than the inert server-rendered HTML.
-import { test as base, expect, type Page } from '@playwright/test';
+import { test as base, expect, type Page, type Response } from '@playwright/test';
 
 export { expect };
 
@@ -75,9 +75,10 @@ export async function waitForHydration(page: Page, timeout = 15_000): Promise<vo
   }
 }
 
-/** Loads `path` and waits for hydration (see `waitForHydration`). */
-export async function gotoHydrated(page: Page, path: string): Promise<void> {
+/** Loads `path`, waits for hydration (see `waitForHydration`), returns the page's response. */
+export async function gotoHydrated(page: Page, path: string): Promise<Response> {
   const response = await page.goto(path);
   expect(response?.status(), `GET ${path}`).toBe(200);
   await waitForHydration(page);
+  return response!;
 }

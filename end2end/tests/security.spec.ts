@@ -3,7 +3,7 @@
 // without a single violation, and user text that is markup shows as text wherever the
 // app displays it.
 import type { Page } from '@playwright/test';
-import { test, expect, gotoHydrated, waitForHydration } from './fixtures';
+import { test, expect, gotoHydrated } from './fixtures';
 import { PASSWORD, createNote, fillLogin, registerUser } from './session-helpers';
 
 type Violation = { directive: string; blocked: string; sample: string };
@@ -46,11 +46,9 @@ function parsePolicy(header: string): Map<string, string[]> {
   return policy;
 }
 
-/** Loads `path`, checks its policy and headers, and returns the policy's nonce. */
+/** Loads `path` until hydrated, checks its policy and headers, returns the policy's nonce. */
 async function loadAndCheckPolicy(page: Page, path: string): Promise<string> {
-  const response = await page.goto(path);
-  expect(response?.status(), `GET ${path}`).toBe(200);
-  const headers = response!.headers();
+  const headers = (await gotoHydrated(page, path)).headers();
   expect(headers['x-content-type-options']).toBe('nosniff');
   expect(headers['referrer-policy']).toBe('no-referrer');
 
@@ -87,7 +85,6 @@ test('the page CSP holds every directive, and every script Leptos emits carries 
   for (const path of ['/login', '/register', '/login']) {
     const nonce = await loadAndCheckPolicy(page, path);
     nonces.push(nonce);
-    await waitForHydration(page);
     // Inline scripts run only with this response's nonce; the others come from 'self'.
     const scripts = await page.evaluate(() =>
       Array.from(document.scripts).map((s) => ({ src: s.src, nonce: s.nonce })),
