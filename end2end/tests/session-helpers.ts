@@ -175,10 +175,15 @@ export async function lockDatabase(): Promise<() => Promise<void>> {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = once(locker, 'exit');
+  let locked = false;
   await Promise.race([
-    once(locker.stdout, 'data'),
+    once(locker.stdout, 'data').then(() => {
+      locked = true;
+    }),
+    // Only an exit before the lock counts as a failure: the release ends it too, and that
+    // must not leave a rejected promise behind.
     exited.then(([code]) => {
-      throw new Error(`the database locker exited with ${code} before taking the lock`);
+      if (!locked) throw new Error(`the database locker exited with ${code} before taking the lock`);
     }),
     once(locker, 'error').then(([err]) => {
       throw err;
