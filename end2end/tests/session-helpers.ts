@@ -66,6 +66,10 @@ export class RefreshLog {
   requests = 0;
   /** The refresh token each request presented. */
   presented: string[] = [];
+  /** Who presented it and when: `page <n> at <ms since the log started>` (diagnostics). */
+  presentedBy: string[] = [];
+  private readonly pages = new Map<Page, number>();
+  private readonly started = Date.now();
   /** Status and `code` of every refresh answer (code only for errors). */
   answers: { status: number; code?: string }[] = [];
   /** Every API answer with status 401, by path and code. */
@@ -76,6 +80,9 @@ export class RefreshLog {
       if (new URL(request.url()).pathname !== '/api/auth/refresh') return;
       this.requests += 1;
       this.presented.push(String(request.postDataJSON()?.refresh_token));
+      const page = request.frame().page();
+      if (!this.pages.has(page)) this.pages.set(page, this.pages.size + 1);
+      this.presentedBy.push(`page ${this.pages.get(page)} at ${Date.now() - this.started} ms`);
     });
     target.on('response', async (response) => {
       const path = new URL(response.url()).pathname;
@@ -98,6 +105,17 @@ export class RefreshLog {
    */
   noTokenReused(): boolean {
     return new Set(this.presented).size === this.presented.length;
+  }
+
+  /** One line per refresh request: who sent it, when, and which token (by first use). */
+  history(): string {
+    const ids = new Map<string, number>();
+    return this.presented
+      .map((token, i) => {
+        if (!ids.has(token)) ids.set(token, ids.size + 1);
+        return `${this.presentedBy[i]}: token ${ids.get(token)}`;
+      })
+      .join('; ');
   }
 
   codes(): string[] {
@@ -193,4 +211,71 @@ export async function lockDatabase(): Promise<() => Promise<void>> {
     locker.stdin.end();
     await exited;
   };
+}
+
+/**
+ * Makes every page of `context` see other tabs' writes of the stored session `lagMs`
+ * late, in `localStorage.getItem` and in the `storage` event alike, while its own writes
+ * show at once. Chromium keeps a copy of `localStorage` in each renderer process and
+ * brings it up to date asynchronously, so on a busy machine a tab can be granted the
+ * refresh lock before the tokens the previous holder stored have reached it; this makes
+ * that lag long and certain instead of short and rare.
+ */
+export async function lagStoredSession(context: BrowserContext, lagMs: number): Promise<void> {
+  await context.addInitScript(
+    ([key, lag]) => {
+      const storage = window.localStorage;
+      const get = Storage.prototype.getItem;
+      const set = Storage.prototype.setItem;
+      const remove = Storage.prototype.removeItem;
+      let shown = get.call(storage, key);
+      let latest = shown;
+      const arriving: { value: string | null; at: number }[] = [];
+      const catchUp = () => {
+        const value = get.call(storage, key);
+        if (value !== latest) {
+          latest = value;
+          arriving.push({ value, at: performance.now() + lag });
+        }
+        while (arriving.length > 0 && arriving[0].at <= performance.now()) {
+          const old = shown;
+          shown = arriving.shift()!.value;
+          if (shown !== old) {
+            window.dispatchEvent(
+              new StorageEvent('storage', { key, oldValue: old, newValue: shown, storageArea: storage }),
+            );
+          }
+        }
+      };
+      setInterval(catchUp, 5);
+      // The real event comes at once; the late copy above stands in for it.
+      window.addEventListener(
+        'storage',
+        (event) => {
+          if (event.isTrusted && (event.key === key || event.key === null)) event.stopImmediatePropagation();
+        },
+        true,
+      );
+      Storage.prototype.getItem = function (name: string) {
+        if (this !== storage || name !== key) return get.call(this, name);
+        catchUp();
+        return shown;
+      };
+      // This tab's own writes are seen by itself at once.
+      const own = (value: string | null) => {
+        shown = value;
+        latest = value;
+        arriving.length = 0;
+      };
+      Storage.prototype.setItem = function (name: string, value: string) {
+        set.call(this, name, value);
+        if (this === storage && name === key) own(String(value));
+      };
+      Storage.prototype.removeItem = function (name: string) {
+        remove.call(this, name);
+        if (this === storage && name === key) own(null);
+      };
+    },
+    [SESSION_KEY, lagMs] as const,
+  );
 }

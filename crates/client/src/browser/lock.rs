@@ -24,6 +24,9 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = request)]
     fn request(this: &LockManager, name: &str, callback: &js_sys::Function) -> js_sys::Promise;
+
+    #[wasm_bindgen(method, catch, js_name = query)]
+    fn query(this: &LockManager) -> Result<js_sys::Promise, JsValue>;
 }
 
 fn lock_manager() -> Option<LockManager> {
@@ -46,6 +49,38 @@ pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T
     let out = work.await;
     drop(held);
     out
+}
+
+/// Takes the Web Lock `name` and keeps it for `hold_ms` (or until the tab closes);
+/// returns once it is held. Without Web Locks it does nothing. See [`crate::handoff`].
+pub(crate) async fn hold_for(name: &str, hold_ms: u32) {
+    let Some(manager) = lock_manager() else {
+        return;
+    };
+    if let Some(held) = web_lock(&manager, name).await {
+        wasm_bindgen_futures::spawn_local(async move {
+            TimeoutFuture::new(hold_ms).await;
+            drop(held);
+        });
+    }
+}
+
+/// True if some tab of the origin holds the Web Lock `name` now. False without Web
+/// Locks, or if the browser does not answer.
+pub(crate) async fn is_held(name: &str) -> bool {
+    let Some(promise) = lock_manager().and_then(|m| m.query().ok()) else {
+        return false;
+    };
+    let Ok(state) = JsFuture::from(promise).await else {
+        return false;
+    };
+    let held = js_sys::Reflect::get(&state, &JsValue::from_str("held")).unwrap_or_default();
+    js_sys::Array::from(&held).iter().any(|lock| {
+        js_sys::Reflect::get(&lock, &JsValue::from_str("name"))
+            .ok()
+            .and_then(|n| n.as_string())
+            .is_some_and(|n| n == name)
+    })
 }
 
 /// Releases a Web Lock when dropped (also when the future holding it is cancelled).

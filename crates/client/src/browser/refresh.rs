@@ -12,6 +12,7 @@ use super::{
     config, end_session, http, lock, now_ms, session, set_connection, set_session, storage, Persist,
 };
 use crate::error::{classify_refresh_failure, error_from_answer, ClientError, RefreshVerdict};
+use crate::handoff::{spent_mark, CATCH_UP_MS, CATCH_UP_POLL_MS, SPENT_MARK_MS};
 use crate::status::{Connection, EndReason};
 use crate::stored::StoredSession;
 use crate::{Config, Method};
@@ -124,12 +125,27 @@ async fn run(known_refresh: String) -> Result<(), ClientError> {
 /// One try, holding the cross-tab lock.
 async fn attempt(config: &Config, known_refresh: &str) -> Attempt {
     // Re-read: another tab may have refreshed (or logged out) while we waited.
-    let Some(stored) = storage::load_session(&config.storage_key) else {
+    let Some(mut stored) = storage::load_session(&config.storage_key) else {
         return Attempt::Gone;
     };
-    if stored.refresh_token != known_refresh && stored.access_usable(now_ms()) {
-        set_session(Some(stored), Persist::No);
-        return Attempt::Done;
+    let mut caught_up = false;
+    loop {
+        if stored.refresh_token != known_refresh && stored.access_usable(now_ms()) {
+            set_session(Some(stored), Persist::No);
+            return Attempt::Done;
+        }
+        // The tokens the previous holder of the lock stored may not have reached this
+        // tab's copy of localStorage yet (see `crate::handoff`).
+        if caught_up
+            || !lock::is_held(&spent_mark(&config.lock_name(), &stored.refresh_token)).await
+        {
+            break;
+        }
+        caught_up = true;
+        match catch_up(config, &stored.refresh_token).await {
+            Some(newer) => stored = newer,
+            None => return Attempt::Gone,
+        }
     }
     let body = serde_json::to_string(&RefreshRequest {
         refresh_token: stored.refresh_token.clone(),
@@ -160,6 +176,12 @@ async fn attempt(config: &Config, known_refresh: &str) -> Attempt {
                 if storage::load_session(&config.storage_key).is_none() {
                     return Attempt::Gone;
                 }
+                // Before the refresh lock goes to another tab, mark the token spent.
+                lock::hold_for(
+                    &spent_mark(&config.lock_name(), &stored.refresh_token),
+                    SPENT_MARK_MS,
+                )
+                .await;
                 let fresh = StoredSession::from_pair(pair, now_ms(), stored.refreshes + 1);
                 set_session(Some(fresh), Persist::Yes);
                 Attempt::Done
@@ -175,6 +197,20 @@ async fn attempt(config: &Config, known_refresh: &str) -> Attempt {
         RefreshVerdict::Failed => Attempt::Failed {
             retry_after_ms: answer.retry_after_ms,
         },
+    }
+}
+
+/// Waits until this tab's `localStorage` holds something other than the session with
+/// the spent token `spent`, for at most [`CATCH_UP_MS`]: the newer session, or the
+/// same one when nothing arrived in time. `None` when nothing is stored any more.
+async fn catch_up(config: &Config, spent: &str) -> Option<StoredSession> {
+    let deadline = now_ms() + CATCH_UP_MS;
+    loop {
+        let stored = storage::load_session(&config.storage_key)?;
+        if stored.refresh_token != spent || now_ms() >= deadline {
+            return Some(stored);
+        }
+        TimeoutFuture::new(CATCH_UP_POLL_MS).await;
     }
 }
 
