@@ -25,6 +25,14 @@ extern "C" {
     #[wasm_bindgen(method, js_name = request)]
     fn request(this: &LockManager, name: &str, callback: &js_sys::Function) -> js_sys::Promise;
 
+    #[wasm_bindgen(method, js_name = request)]
+    fn request_with_options(
+        this: &LockManager,
+        name: &str,
+        options: &JsValue,
+        callback: &js_sys::Function,
+    ) -> js_sys::Promise;
+
     #[wasm_bindgen(method, catch, js_name = query)]
     fn query(this: &LockManager) -> Result<js_sys::Promise, JsValue>;
 }
@@ -39,7 +47,7 @@ fn lock_manager() -> Option<LockManager> {
 /// Runs `work` while holding the exclusive lock `name`.
 pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T {
     if let Some(manager) = lock_manager() {
-        if let Some(held) = web_lock(&manager, name).await {
+        if let Some(held) = web_lock(&manager, name, Wait::Yes).await {
             let out = work.await;
             drop(held);
             return out;
@@ -51,13 +59,14 @@ pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T
     out
 }
 
-/// Takes the Web Lock `name` and keeps it for `hold_ms` (or until the tab closes);
-/// returns once it is held. Without Web Locks it does nothing. See [`crate::handoff`].
+/// Takes the Web Lock `name`, if no tab holds it, and keeps it for `hold_ms` (or until
+/// the tab closes); returns once it is held or known to be taken, never waiting for it.
+/// Without Web Locks it does nothing. See [`crate::handoff`].
 pub(crate) async fn hold_for(name: &str, hold_ms: u32) {
     let Some(manager) = lock_manager() else {
         return;
     };
-    if let Some(held) = web_lock(&manager, name).await {
+    if let Some(held) = web_lock(&manager, name, Wait::No).await {
         wasm_bindgen_futures::spawn_local(async move {
             TimeoutFuture::new(hold_ms).await;
             drop(held);
@@ -92,21 +101,44 @@ impl Drop for WebLock {
     }
 }
 
-/// Waits for the Web Lock; `None` if the browser refused the request.
-async fn web_lock(manager: &LockManager, name: &str) -> Option<WebLock> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Queue for the lock.
+    Yes,
+    /// Take it only if it is free now (`ifAvailable`).
+    No,
+}
+
+/// Takes the Web Lock `name`; `None` if the browser refused the request, or if `wait` is
+/// [`Wait::No`] and another holder has it.
+async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Option<WebLock> {
     let mut resolve = None;
     // The lock is held until the promise the callback returns settles.
     let release = js_sys::Promise::new(&mut |res, _rej| resolve = Some(res));
     let held = WebLock(resolve?);
-    let (granted_tx, granted_rx) = oneshot::channel::<()>();
-    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
-        let _ = granted_tx.send(());
-        release.into()
+    let (granted_tx, granted_rx) = oneshot::channel::<bool>();
+    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+        // `null` when `ifAvailable` found the lock taken.
+        let granted = !lock.is_null();
+        let _ = granted_tx.send(granted);
+        if granted {
+            release.into()
+        } else {
+            JsValue::UNDEFINED
+        }
     });
-    let requested = JsFuture::from(manager.request(name, callback.unchecked_ref()));
-    match select(granted_rx, requested).await {
-        Either::Left((Ok(()), _)) => Some(held),
-        // The request promise settled before the callback ran: it was rejected.
+    let requested = match wait {
+        Wait::Yes => manager.request(name, callback.unchecked_ref()),
+        Wait::No => {
+            let options = js_sys::Object::new();
+            js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE).ok()?;
+            manager.request_with_options(name, &options, callback.unchecked_ref())
+        }
+    };
+    match select(granted_rx, JsFuture::from(requested)).await {
+        Either::Left((Ok(true), _)) => Some(held),
+        // Not available, or the request promise settled before the callback ran: it
+        // was rejected.
         _ => None,
     }
 }
