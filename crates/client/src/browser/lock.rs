@@ -32,9 +32,6 @@ extern "C" {
         options: &JsValue,
         callback: &js_sys::Function,
     ) -> js_sys::Promise;
-
-    #[wasm_bindgen(method, catch, js_name = query)]
-    fn query(this: &LockManager) -> Result<js_sys::Promise, JsValue>;
 }
 
 fn lock_manager() -> Option<LockManager> {
@@ -47,7 +44,7 @@ fn lock_manager() -> Option<LockManager> {
 /// Runs `work` while holding the exclusive lock `name`.
 pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T {
     if let Some(manager) = lock_manager() {
-        if let Some(held) = web_lock(&manager, name, Wait::Yes).await {
+        if let Grant::Held(held) = web_lock(&manager, name, Wait::Yes).await {
             let out = work.await;
             drop(held);
             return out;
@@ -66,7 +63,7 @@ pub(crate) async fn hold_for(name: &str, hold_ms: u32) {
     let Some(manager) = lock_manager() else {
         return;
     };
-    if let Some(held) = web_lock(&manager, name, Wait::No).await {
+    if let Grant::Held(held) = web_lock(&manager, name, Wait::No).await {
         wasm_bindgen_futures::spawn_local(async move {
             TimeoutFuture::new(hold_ms).await;
             drop(held);
@@ -74,22 +71,13 @@ pub(crate) async fn hold_for(name: &str, hold_ms: u32) {
     }
 }
 
-/// True if some tab of the origin holds the Web Lock `name` now. False without Web
-/// Locks, or if the browser does not answer.
+/// True if some tab of the origin holds the Web Lock `name` now (asked as a request
+/// with `ifAvailable`, released at once if granted). False without Web Locks.
 pub(crate) async fn is_held(name: &str) -> bool {
-    let Some(promise) = lock_manager().and_then(|m| m.query().ok()) else {
+    let Some(manager) = lock_manager() else {
         return false;
     };
-    let Ok(state) = JsFuture::from(promise).await else {
-        return false;
-    };
-    let held = js_sys::Reflect::get(&state, &JsValue::from_str("held")).unwrap_or_default();
-    js_sys::Array::from(&held).iter().any(|lock| {
-        js_sys::Reflect::get(&lock, &JsValue::from_str("name"))
-            .ok()
-            .and_then(|n| n.as_string())
-            .is_some_and(|n| n == name)
-    })
+    matches!(web_lock(&manager, name, Wait::No).await, Grant::Taken)
 }
 
 /// Releases a Web Lock when dropped (also when the future holding it is cancelled).
@@ -109,13 +97,23 @@ enum Wait {
     No,
 }
 
-/// Takes the Web Lock `name`; `None` if the browser refused the request, or if `wait` is
-/// [`Wait::No`] and another holder has it.
-async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Option<WebLock> {
+enum Grant {
+    Held(WebLock),
+    /// Another holder has it (only with [`Wait::No`]).
+    Taken,
+    /// The browser refused the request (e.g. an opaque origin).
+    Refused,
+}
+
+/// Requests the Web Lock `name`.
+async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Grant {
     let mut resolve = None;
     // The lock is held until the promise the callback returns settles.
     let release = js_sys::Promise::new(&mut |res, _rej| resolve = Some(res));
-    let held = WebLock(resolve?);
+    let Some(resolve) = resolve else {
+        return Grant::Refused;
+    };
+    let held = WebLock(resolve);
     let (granted_tx, granted_rx) = oneshot::channel::<bool>();
     let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
         // `null` when `ifAvailable` found the lock taken.
@@ -131,15 +129,15 @@ async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Option<WebLo
         Wait::Yes => manager.request(name, callback.unchecked_ref()),
         Wait::No => {
             let options = js_sys::Object::new();
-            js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE).ok()?;
+            let _ = js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
             manager.request_with_options(name, &options, callback.unchecked_ref())
         }
     };
     match select(granted_rx, JsFuture::from(requested)).await {
-        Either::Left((Ok(true), _)) => Some(held),
-        // Not available, or the request promise settled before the callback ran: it
-        // was rejected.
-        _ => None,
+        Either::Left((Ok(true), _)) => Grant::Held(held),
+        Either::Left((Ok(false), _)) => Grant::Taken,
+        // The request promise settled before the callback ran: it was rejected.
+        _ => Grant::Refused,
     }
 }
 
