@@ -128,24 +128,17 @@ async fn attempt(config: &Config, known_refresh: &str) -> Attempt {
     let Some(mut stored) = storage::load_session(&config.storage_key) else {
         return Attempt::Gone;
     };
-    let mut caught_up = false;
-    loop {
-        if stored.refresh_token != known_refresh && stored.access_usable(now_ms()) {
-            set_session(Some(stored), Persist::No);
-            return Attempt::Done;
-        }
-        // The tokens the previous holder of the lock stored may not have reached this
-        // tab's copy of localStorage yet (see `crate::handoff`).
-        if caught_up
-            || !lock::is_held(&spent_mark(&config.lock_name(), &stored.refresh_token)).await
-        {
-            break;
-        }
-        caught_up = true;
+    // The tokens the previous holder of the lock stored may not have reached this tab's
+    // copy of localStorage yet (see `crate::handoff`).
+    if lock::is_held(&spent_mark(&config.lock_name(), &stored.refresh_token)).await {
         match catch_up(config, &stored.refresh_token).await {
             Some(newer) => stored = newer,
             None => return Attempt::Gone,
         }
+    }
+    if stored.refresh_token != known_refresh && stored.access_usable(now_ms()) {
+        set_session(Some(stored), Persist::No);
+        return Attempt::Done;
     }
     let body = serde_json::to_string(&RefreshRequest {
         refresh_token: stored.refresh_token.clone(),
