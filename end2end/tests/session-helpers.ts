@@ -63,11 +63,9 @@ export async function fillLogin(
 
 /** Every `/api/auth/refresh` exchange seen in a page or a whole browser context. */
 export class RefreshLog {
-  requests = 0;
-  /** The refresh token each request presented. */
-  presented: string[] = [];
-  /** Who presented it and when: `page <n> at <ms since the log started>` (diagnostics). */
-  presentedBy: string[] = [];
+  /** Every refresh request: the token it presented, which page sent it (numbered in order
+   * of first appearance) and when (ms since the log started). */
+  sent: { token: string; page: number; atMs: number }[] = [];
   private readonly pages = new Map<Page, number>();
   private readonly started = Date.now();
   /** Status and `code` of every refresh answer (code only for errors). */
@@ -78,11 +76,13 @@ export class RefreshLog {
   constructor(target: Page | BrowserContext) {
     target.on('request', (request) => {
       if (new URL(request.url()).pathname !== '/api/auth/refresh') return;
-      this.requests += 1;
-      this.presented.push(String(request.postDataJSON()?.refresh_token));
       const page = request.frame().page();
       if (!this.pages.has(page)) this.pages.set(page, this.pages.size + 1);
-      this.presentedBy.push(`page ${this.pages.get(page)} at ${Date.now() - this.started} ms`);
+      this.sent.push({
+        token: String(request.postDataJSON()?.refresh_token),
+        page: this.pages.get(page)!,
+        atMs: Date.now() - this.started,
+      });
     });
     target.on('response', async (response) => {
       const path = new URL(response.url()).pathname;
@@ -99,21 +99,30 @@ export class RefreshLog {
     });
   }
 
+  get requests(): number {
+    return this.sent.length;
+  }
+
+  /** The refresh token each request presented. */
+  get presented(): string[] {
+    return this.sent.map((s) => s.token);
+  }
+
   /**
    * True if no refresh token was presented twice. The server forgives a just-rotated
    * token for a few seconds (two tabs racing), but the client must not rely on that.
    */
   noTokenReused(): boolean {
-    return new Set(this.presented).size === this.presented.length;
+    return new Set(this.presented).size === this.sent.length;
   }
 
   /** One line per refresh request: who sent it, when, and which token (by first use). */
   history(): string {
     const ids = new Map<string, number>();
-    return this.presented
-      .map((token, i) => {
+    return this.sent
+      .map(({ token, page, atMs }) => {
         if (!ids.has(token)) ids.set(token, ids.size + 1);
-        return `${this.presentedBy[i]}: token ${ids.get(token)}`;
+        return `page ${page} at ${atMs} ms: token ${ids.get(token)}`;
       })
       .join('; ');
   }
