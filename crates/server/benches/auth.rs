@@ -19,16 +19,16 @@ use std::hint::black_box;
 use uuid::Uuid;
 
 fn state(alg: JwtAlgorithm, dir: &tempfile::TempDir) -> AppState {
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.path().to_path_buf(),
-        jwt_alg: alg,
-        jwt_secret: (alg == JwtAlgorithm::Hs256)
-            .then(|| Secret::new("a-benchmark-secret-of-at-least-32-bytes")),
         ..Config::default()
     };
+    config.keys.alg = alg;
+    config.keys.jwt_secret = (alg == JwtAlgorithm::Hs256)
+        .then(|| Secret::new("a-benchmark-secret-of-at-least-32-bytes"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let state = runtime.block_on(AppState::new(config)).unwrap();
-    let now = baton_server::store::now_ms();
+    let now = baton_server::clock::now_ms();
     for _ in 0..10_000 {
         state.revocations.insert(Uuid::new_v4(), now);
     }

@@ -7,11 +7,12 @@ use baton_shared::{Password, Username};
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::clock::{millis, now_ms, to_datetime};
 use crate::config::Config;
 use crate::keys::MasterKey;
+use crate::state::AppState;
+use crate::store;
 use crate::store::sessions::RevokeReason;
-use crate::store::{self, now_ms};
-use crate::AppState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,7 +169,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
             println!(
                 "ended {} session(s); running instances refuse their access tokens within {} ms",
                 ended.len(),
-                state.config.sync_interval_ms
+                state.config.background.sync_interval.as_millis()
             );
         }
         Command::Keys(KeysCommand::List) => {
@@ -193,19 +194,19 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                     "{}  {}  activates={}  {}",
                     key.kid,
                     key.alg,
-                    store::to_datetime(key.activates_at),
+                    to_datetime(key.activates_at),
                     status
                 );
             }
         }
         Command::Keys(KeysCommand::Rotate) => {
-            let delay = (state.config.key_activation_delay * 1000) as i64;
+            let delay = millis(state.config.keys.activation_delay);
             let key = state.keys.rotate(&state.db, delay).await?;
             println!(
                 "new signing key {} published now, signs from {} (every instance picks it up within {} ms)",
                 key.kid,
-                store::to_datetime(key.activates_at),
-                state.config.sync_interval_ms
+                to_datetime(key.activates_at),
+                state.config.background.sync_interval.as_millis()
             );
         }
         Command::Purge => {

@@ -1,9 +1,11 @@
 //! Request extractors whose rejections speak the contract: the authenticated user
-//! (Bearer access token), JSON bodies and path ids.
+//! (Bearer access token), the client's address, JSON bodies and path ids.
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,7 +13,11 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{BearerError, Error, ErrorCode};
-use crate::AppState;
+use crate::rate_limit::client_ip;
+use crate::state::AppState;
+
+/// Largest request body accepted (API.md): 64 KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The user and session of a valid access token. Handlers that need a user take this.
 ///
@@ -23,16 +29,11 @@ pub struct AuthUser {
     pub session_id: Uuid,
 }
 
-impl<S> FromRequestParts<S> for AuthUser
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
+impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        authenticate(&state, &parts.headers).map_err(Error::Bearer)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        authenticate(state, &parts.headers).map_err(Error::Bearer)
     }
 }
 
@@ -77,6 +78,29 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     Ok(token)
 }
 
+/// The client's address: the peer, or with `trusted_proxy_hops = N` the N-th address
+/// from the right of `X-Forwarded-For` (what the nearest trusted proxy saw). An
+/// `X-Forwarded-For` from anyone else is ignored, so it cannot reset a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            state.config.http.trusted_proxy_hops,
+        )))
+    }
+}
+
 /// Deepest nesting of arrays and objects a request body may have. Baton's bodies are
 /// flat objects; anything deeper is refused before it is parsed.
 pub const MAX_JSON_DEPTH: usize = 32;
@@ -115,7 +139,7 @@ where
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > crate::routes::BODY_LIMIT as u64) {
+        if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
             return Err(too_large());
         }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {

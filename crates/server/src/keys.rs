@@ -24,9 +24,10 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, JwtAlgorithm};
+use crate::clock::now_ms;
+use crate::config::{hs256_secret_problem, Config, JwtAlgorithm};
 use crate::store::keys::KeyRow;
-use crate::store::{self, now_ms, Db};
+use crate::store::{self, Db};
 
 pub const ALG_EDDSA: &str = "EdDSA";
 
@@ -60,19 +61,16 @@ impl MasterKey {
         STANDARD.encode(bytes)
     }
 
-    /// From configuration, or (development only) from `<data_dir>/master.key`,
-    /// created on first start.
-    pub fn load(config: &Config) -> anyhow::Result<Self> {
-        if let Some(key) = &config.master_key {
+    /// From configuration, or else from `<data_dir>/master.key`, created on first
+    /// start ([`Config::validate`] allows that only in development).
+    fn load(config: &Config) -> anyhow::Result<Self> {
+        if let Some(key) = &config.keys.master_key {
             return Self::from_base64(key.expose());
         }
-        if let Some(path) = &config.master_key_file {
+        if let Some(path) = &config.keys.master_key_file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the master key file {}", path.display()))?;
             return Self::from_base64(&text);
-        }
-        if config.is_production() {
-            bail!("production needs BATON_MASTER_KEY or BATON_MASTER_KEY_FILE");
         }
         let path = config.data_dir.join("master.key");
         if !path.exists() {
@@ -374,15 +372,14 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// The keys a validated configuration names ([`Config::validate`]); in development,
+    /// what it leaves out is generated into the data directory.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        match config.jwt_alg {
+        match config.keys.alg {
             JwtAlgorithm::EdDsa => Ok(KeySource::Database(Box::new(MasterKey::load(config)?))),
             JwtAlgorithm::Hs256 => {
-                let current = match &config.jwt_secret {
+                let current = match &config.keys.jwt_secret {
                     Some(secret) => secret.expose().as_bytes().to_vec(),
-                    None if config.is_production() => {
-                        bail!("production with HS256 needs BATON_JWT_SECRET")
-                    }
                     None => {
                         let path = config.data_dir.join("jwt-secret");
                         if !path.exists() {
@@ -397,10 +394,11 @@ impl KeySource {
                             .to_vec()
                     }
                 };
-                if current.len() < 32 {
-                    bail!("the HS256 secret must be at least 32 bytes");
+                if let Some(problem) = hs256_secret_problem(&current) {
+                    bail!("the HS256 secret {problem}");
                 }
                 let previous = config
+                    .keys
                     .jwt_previous_secrets
                     .iter()
                     .map(|s| s.expose().as_bytes().to_vec())

@@ -3,12 +3,6 @@
 //! One registry per application (no process globals), so that several instances in
 //! one process (the tests) count separately.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::{text::encode, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,7 +12,6 @@ use prometheus_client::registry::Registry;
 
 use crate::error::ErrorCode;
 use crate::store::sessions::RevokeReason;
-use crate::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
@@ -143,7 +136,7 @@ impl Metrics {
         self.revoked_sessions.set(n as i64);
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),
@@ -164,41 +157,4 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Middleware: request latency by route template (never the raw path, which would
-/// make one series per note id).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| {
-            if req.uri().path().starts_with("/api/") {
-                "/api/unmatched".to_owned()
-            } else {
-                "page".to_owned()
-            }
-        });
-    let response = next.run(req).await;
-    state.metrics.observe(
-        &method,
-        &route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
-}
-
-/// `GET /metrics`
-pub async fn render(State(state): State<AppState>) -> Response {
-    state.metrics.set_revoked_sessions(state.revocations.len());
-    let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
 }

@@ -9,19 +9,17 @@
 //! Over a limit the answer is 429 `rate_limited` with `Retry-After`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
-use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::Config;
+use crate::clock::millis;
+use crate::config::LimitConfig;
 use crate::error::Error;
-use crate::AppState;
 
 /// The most accounts whose recent failures are remembered; beyond it the oldest
 /// records are dropped (bounded memory under a spray of guesses).
@@ -52,14 +50,14 @@ fn check(limiter: &Option<DefaultKeyedRateLimiter<IpAddr>>, ip: &IpAddr) -> Resu
 }
 
 impl RateLimits {
-    pub fn new(config: &Config) -> Self {
-        let window = Duration::from_secs(config.rate_limit_window.max(1));
+    pub fn new(config: &LimitConfig) -> Self {
+        let window = config.window.max(Duration::from_secs(1));
         Self {
-            login_per_ip: limiter(config.login_limit_per_ip, window),
-            refresh_per_ip: limiter(config.refresh_limit_per_ip, window),
+            login_per_ip: limiter(config.login_per_ip, window),
+            refresh_per_ip: limiter(config.refresh_per_ip, window),
             failures: (config.login_failures_per_account > 0).then(|| FailureWindow {
                 limit: config.login_failures_per_account as usize,
-                window_ms: window.as_millis() as i64,
+                window_ms: millis(window),
                 failures: Mutex::new(HashMap::new()),
             }),
         }
@@ -173,31 +171,6 @@ impl FailureWindow {
 /// The client's address: the peer, or with `trusted_proxy_hops = N` the N-th address
 /// from the right of `X-Forwarded-For` (what the nearest trusted proxy saw). An
 /// `X-Forwarded-For` from anyone else is ignored, so it cannot reset a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-impl<S> FromRequestParts<S> for ClientIp
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(client_ip(
-            peer,
-            &parts.headers,
-            state.config.trusted_proxy_hops,
-        )))
-    }
-}
-
 pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, hops: usize) -> IpAddr {
     if hops == 0 {
         return peer;

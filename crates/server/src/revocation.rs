@@ -10,9 +10,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::RwLock;
+use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::clock::millis;
 use crate::error::Result;
 use crate::store::{self, Db};
 
@@ -25,16 +27,18 @@ pub struct Revocations {
     revoked: RwLock<HashMap<Uuid, i64>>,
     /// Time of the last successful poll (ms); `i64::MIN` before the first.
     last_poll: AtomicI64,
-    /// Token lifetime plus leeway, in ms.
+    /// Token lifetime plus leeway plus a second, in ms.
     keep_ms: i64,
 }
 
 impl Revocations {
-    pub fn new(access_ttl_secs: u64, leeway_secs: u64) -> Self {
+    /// `access_token_life`: how long an access token can be accepted after signing
+    /// (lifetime plus leeway); a revoked id is kept one second longer.
+    pub fn new(access_token_life: Duration) -> Self {
         Self {
             revoked: RwLock::new(HashMap::new()),
             last_poll: AtomicI64::new(i64::MIN),
-            keep_ms: ((access_ttl_secs + leeway_secs) * 1000 + 1000) as i64,
+            keep_ms: millis(access_token_life) + 1000,
         }
     }
 

@@ -1,14 +1,13 @@
 //! The HTTP surface: the JSON API under `/api`, the JWKS, and the Leptos app.
 
-use baton_shared::ApiError;
-use std::time::Duration;
+use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{middleware, Json, Router};
-use baton_shared::Health;
+use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -16,19 +15,17 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{Error, ErrorCode, Result};
-use crate::metrics;
+use crate::error::{Error, ErrorCode};
+use crate::extract::BODY_LIMIT;
 use crate::security;
-use crate::store::now_ms;
-use crate::AppState;
+use crate::state::AppState;
 
 pub mod auth;
 pub mod me;
+pub mod meta;
 pub mod notes;
+pub mod openapi;
 pub mod sessions;
-
-/// Largest request body accepted (API.md): 64 KiB.
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,13 +46,10 @@ pub fn api(state: &AppState) -> Router<AppState> {
             "/notes/{id}",
             get(notes::get).put(notes::update).delete(notes::delete),
         )
-        .route("/health", get(health))
-        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/health", get(meta::health))
+        .route("/openapi.json", get(openapi::serve))
         // Latency by route template, for matched routes only.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track_latency))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Answers about users and tokens are never cached, by browsers or proxies.
@@ -73,8 +67,8 @@ pub fn router(state: AppState) -> Router {
     let page_context = security::page_context(&state.leptos);
     let mut router = Router::new()
         .nest("/api", api(&state))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/metrics", get(metrics::render))
+        .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/metrics", get(meta::metrics))
         .leptos_routes_with_context(&state, leptos_routes, page_context.clone(), move || {
             baton_app::shell(shell_options.clone())
         })
@@ -82,10 +76,10 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(page_context, baton_app::shell));
-    for layer in security::header_layers(&state.config) {
+    for layer in security::header_layers(&state.config.http) {
         router = router.layer(layer);
     }
-    if let Some(cors) = security::cors_layer(&state.config) {
+    if let Some(cors) = security::cors_layer(&state.config.http) {
         router = router.layer(cors);
     }
     router
@@ -127,43 +121,28 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
-/// `GET /api/health`: 200 when the database answers, 503 when it does not.
-#[tracing::instrument(skip_all)]
-#[utoipa::path(
-    get, path = "/api/health", tag = "meta",
-    responses(
-        (status = 200, description = "The database answers", body = Health),
-        (status = 503, description = "`unavailable`: the database is unreachable", body = ApiError),
-    )
-)]
-pub async fn health(State(state): State<AppState>) -> Result<Json<Health>> {
-    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => Ok(Json(Health {
-            status: "ok".to_owned(),
-        })),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: database unreachable");
-            Err(Error::unavailable())
-        }
-        Err(_) => {
-            tracing::warn!("health check: database did not answer in time");
-            Err(Error::unavailable())
-        }
-    }
-}
-
-/// `GET /.well-known/jwks.json`: the public keys that verify access tokens.
-#[utoipa::path(
-    get, path = "/.well-known/jwks.json", tag = "meta",
-    responses((status = 200, description = "RFC 7517 JWK set of the keys that verify access tokens"))
-)]
-pub async fn jwks(State(state): State<AppState>) -> Response {
-    let ring = state.tokens.ring();
-    let body = Json(ring.jwks(now_ms())).into_response();
-    let max_age = state.config.key_activation_delay.min(300);
-    let mut response = (StatusCode::OK, body).into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        response.headers_mut().insert(header::CACHE_CONTROL, value);
-    }
+/// Middleware: request latency by route template (never the raw path, which would
+/// make one series per note id).
+async fn track_latency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") {
+                "/api/unmatched".to_owned()
+            } else {
+                "page".to_owned()
+            }
+        });
+    let response = next.run(req).await;
+    state.metrics.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     response
 }

@@ -12,7 +12,7 @@ use leptos_axum::ResponseOptions;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::config::Config;
+use crate::config::HttpConfig;
 use crate::error::{Error, ErrorCode};
 
 /// Largest total size of the request headers (names and values). Far above what a
@@ -64,7 +64,7 @@ pub fn page_context(options: &LeptosOptions) -> impl Fn() + Clone + Send + Sync 
 }
 
 /// Headers set on every response unless a handler set them.
-pub fn header_layers(config: &Config) -> Vec<SetResponseHeaderLayer<HeaderValue>> {
+pub fn header_layers(config: &HttpConfig) -> Vec<SetResponseHeaderLayer<HeaderValue>> {
     let mut layers = vec![
         SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -104,7 +104,7 @@ pub fn header_layers(config: &Config) -> Vec<SetResponseHeaderLayer<HeaderValue>
 
 /// CORS for the configured origins only. Baton authenticates with a bearer header,
 /// never cookies, so credentials are never allowed; `*` means any origin without them.
-pub fn cors_layer(config: &Config) -> Option<CorsLayer> {
+pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
     if config.cors_allowed_origins.is_empty() {
         return None;
     }
@@ -168,11 +168,9 @@ mod tests {
 
     #[test]
     fn cors_is_off_unless_configured() {
-        assert!(cors_layer(&Config::default()).is_none());
-        let config = Config {
-            cors_allowed_origins: vec!["https://app.example.com".into()],
-            ..Config::default()
-        };
+        let mut config = crate::config::Config::default().http;
+        assert!(cors_layer(&config).is_none());
+        config.cors_allowed_origins = vec!["https://app.example.com".into()];
         assert!(cors_layer(&config).is_some());
     }
 }

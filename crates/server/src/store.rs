@@ -53,29 +53,17 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
-/// Current time as unix milliseconds.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Unix milliseconds to a UTC date-time.
-pub fn to_datetime(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
 impl Db {
     /// Connects and runs the migrations. Fails loudly (with the migration's error) when
     /// a migration fails: the server must not run against a schema it does not know.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let url = config.database_url();
         let url = url.expose();
-        let acquire_timeout = Duration::from_secs(config.db_acquire_timeout);
+        let acquire_timeout = config.database.acquire_timeout;
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?;
             let pool = PgPoolOptions::new()
-                .max_connections(config.db_max_connections)
+                .max_connections(config.database.max_connections)
                 .min_connections(1)
                 .acquire_timeout(acquire_timeout)
                 .test_before_acquire(false)
@@ -108,7 +96,7 @@ impl Db {
                 .await
                 .context("cannot open the SQLite database")?;
             let reader = SqlitePoolOptions::new()
-                .max_connections(config.db_max_connections.clamp(1, 8))
+                .max_connections(config.database.max_connections.clamp(1, 8))
                 .acquire_timeout(acquire_timeout)
                 .test_before_acquire(false)
                 .connect_with(options.read_only(true))

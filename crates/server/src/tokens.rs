@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::clock::{now_ms, seconds};
+use crate::config::TokenConfig;
 use crate::error::BearerError;
 use crate::keys::KeyRing;
-use crate::store::now_ms;
 
 /// `typ` header of access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -62,17 +63,13 @@ pub struct AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(
-        issuer: &str,
-        audience: &str,
-        ttl_secs: u64,
-        leeway_secs: u64,
-        ring: KeyRing,
-    ) -> Self {
+    pub fn new(config: &TokenConfig, ring: KeyRing) -> Self {
+        let (issuer, audience) = (config.issuer.as_str(), config.audience.as_str());
+        let leeway_secs = seconds(config.leeway);
         let mut validation = Validation::new(ring.algorithm());
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.leeway = leeway_secs;
+        validation.leeway = leeway_secs as u64;
         validation.validate_exp = true;
         validation.validate_nbf = false;
         validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
@@ -82,8 +79,8 @@ impl AccessTokens {
         Self {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
-            ttl_secs: ttl_secs as i64,
-            leeway_secs: leeway_secs as i64,
+            ttl_secs: seconds(config.access_ttl),
+            leeway_secs,
             validation,
             ring: RwLock::new(Arc::new(ring)),
             verified: RwLock::new(HashMap::with_capacity(VERIFIED_CACHE_CAPACITY)),
@@ -217,15 +214,22 @@ mod tests {
     use crate::keys::{new_ed25519_key, MasterKey};
     use jsonwebtoken::{Algorithm, EncodingKey};
 
+    /// The default token settings with this access-token lifetime.
+    fn config(ttl_secs: u64) -> TokenConfig {
+        let mut config = crate::config::Config::default().tokens;
+        config.access_ttl = std::time::Duration::from_secs(ttl_secs);
+        config
+    }
+
     fn eddsa() -> AccessTokens {
         let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
         let row = new_ed25519_key(&master, 0, 0);
         let ring = KeyRing::from_rows(&[row], &master, 900_000, (1, 0)).unwrap();
-        AccessTokens::new("baton", "baton", 900, 0, ring)
+        AccessTokens::new(&config(900), ring)
     }
 
     fn hs256(secret: &[u8]) -> AccessTokens {
-        AccessTokens::new("baton", "baton", 900, 0, KeyRing::from_secrets(secret, &[]))
+        AccessTokens::new(&config(900), KeyRing::from_secrets(secret, &[]))
     }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -403,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_cached_token_still_expires() {
-        let tokens = AccessTokens::new("baton", "baton", 1, 0, KeyRing::from_secrets(SECRET, &[]));
+        let tokens = AccessTokens::new(&config(1), KeyRing::from_secrets(SECRET, &[]));
         let (token, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
         assert!(tokens.verify(&token).is_ok());
         assert!(tokens.verify(&token).is_ok(), "from the cache");

@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn signed(header: &[u8], claims: &[u8]) -> Vec<u8> {
     let ring = HARNESS.state.tokens.ring();
-    let (_, key) = ring.signing_key(baton_server::store::now_ms()).expect("a signing key");
+    let (_, key) = ring.signing_key(baton_server::clock::now_ms()).expect("a signing key");
     let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
     let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, jsonwebtoken::Algorithm::EdDSA).unwrap();
     format!("Bearer {message}.{signature}").into_bytes()

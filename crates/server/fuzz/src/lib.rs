@@ -29,15 +29,15 @@ pub static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         .enable_all()
         .build()
         .unwrap();
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.path().to_path_buf(),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        // Every input must reach the handlers, not the rate limiter.
-        login_limit_per_ip: 0,
-        refresh_limit_per_ip: 0,
-        login_failures_per_account: 0,
         ..Config::default()
     };
+    config.http.bind = Some("127.0.0.1:0".parse().unwrap());
+    // Every input must reach the handlers, not the rate limiter.
+    config.limits.login_per_ip = 0;
+    config.limits.refresh_per_ip = 0;
+    config.limits.login_failures_per_account = 0;
     let state = runtime.block_on(AppState::new(config)).unwrap();
     let router = baton_server::routes::router(state.clone());
     let harness = Harness {

@@ -10,13 +10,13 @@ use baton_shared::{
 };
 use uuid::Uuid;
 
+use crate::clock::{millis, now_ms};
 use crate::error::{Error, Result};
-use crate::extract::{ApiJson, AuthUser};
-use crate::rate_limit::ClientIp;
+use crate::extract::{ApiJson, AuthUser, ClientIp};
+use crate::state::AppState;
+use crate::store;
 use crate::store::sessions::{Exchange, NewSession, RefreshLookup, RevokeReason, Successor};
-use crate::store::{self, now_ms};
 use crate::tokens::{hash_refresh_token, new_refresh_token};
-use crate::AppState;
 
 /// Longest user agent kept with a session.
 const USER_AGENT_MAX: usize = 256;
@@ -131,8 +131,8 @@ async fn start_session(
     let config = &state.config;
     let now = now_ms();
     let session_id = Uuid::new_v4();
-    let expires_at = now + secs_to_ms(config.session_ttl);
-    let token_expires_at = (now + secs_to_ms(config.refresh_idle_ttl)).min(expires_at);
+    let expires_at = now + millis(config.tokens.session_ttl);
+    let token_expires_at = (now + millis(config.tokens.refresh_idle_ttl)).min(expires_at);
     let (refresh_token, hash) = new_refresh_token();
     store::sessions::create(
         &state.db,
@@ -178,10 +178,6 @@ fn token_pair(
     })
 }
 
-fn secs_to_ms(secs: u64) -> i64 {
-    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
-}
-
 /// `POST /api/auth/refresh`
 #[tracing::instrument(skip_all)]
 #[utoipa::path(
@@ -215,7 +211,7 @@ async fn refresh_inner(
     let hash = hash_refresh_token(token);
     // The common case, a live session's current token, is one statement.
     let now = now_ms();
-    let idle_expires_at = now + secs_to_ms(state.config.refresh_idle_ttl);
+    let idle_expires_at = now + millis(state.config.tokens.refresh_idle_ttl);
     let (successor, successor_hash) = new_refresh_token();
     if let Some(rotated) =
         store::sessions::rotate_current(&state.db, &hash, &successor_hash, now, idle_expires_at)
@@ -250,7 +246,7 @@ async fn refresh_inner(
 /// - Any other used token is reuse: the whole session is revoked.
 async fn rotate(state: &AppState, hash: &[u8], mut found: RefreshLookup) -> Result<TokenPair> {
     let config = &state.config;
-    let grace_ms = secs_to_ms(config.reuse_grace);
+    let grace_ms = millis(config.tokens.reuse_grace);
     // Each pass either answers or learns that another exchange changed the session;
     // three passes are enough for any interleaving of one win and its grace siblings.
     for _ in 0..3 {
@@ -278,7 +274,8 @@ async fn rotate(state: &AppState, hash: &[u8], mut found: RefreshLookup) -> Resu
                 return Err(reuse_detected(state, &found, now).await?);
             }
         }
-        let expires_at = (now + secs_to_ms(config.refresh_idle_ttl)).min(found.session_expires_at);
+        let expires_at =
+            (now + millis(config.tokens.refresh_idle_ttl)).min(found.session_expires_at);
         let (token, new_hash) = new_refresh_token();
         let next = Successor {
             session_id: found.session_id,

@@ -5,11 +5,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use baton_shared::{ApiError, ChangePasswordRequest, ErrorCode, UserEnvelope};
 
+use crate::clock::now_ms;
 use crate::error::{BearerError, Error, Result};
 use crate::extract::{ApiJson, AuthUser};
+use crate::state::AppState;
+use crate::store;
 use crate::store::sessions::RevokeReason;
-use crate::store::{self, now_ms};
-use crate::AppState;
 
 /// `GET /api/me`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]

@@ -8,8 +8,8 @@ use baton_shared::{Note, NoteInput};
 
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, AuthUser, IdPath};
+use crate::state::AppState;
 use crate::store;
-use crate::AppState;
 
 /// `GET /api/notes`: newest first.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]

@@ -6,11 +6,12 @@ use axum::Json;
 use baton_shared::ApiError;
 use baton_shared::Session;
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::extract::{AuthUser, IdPath};
+use crate::state::AppState;
+use crate::store;
 use crate::store::sessions::RevokeReason;
-use crate::store::{self, now_ms};
-use crate::AppState;
 
 /// `GET /api/sessions`: live sessions, most recently used first.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]

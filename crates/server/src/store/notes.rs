@@ -4,7 +4,8 @@
 use baton_shared::{Note, ValidNote};
 use uuid::Uuid;
 
-use super::{now_ms, to_datetime, with_db, Db};
+use super::{with_db, Db};
+use crate::clock::{now_ms, to_datetime};
 use crate::error::Result;
 
 #[derive(sqlx::FromRow)]

@@ -11,7 +11,8 @@
 use baton_shared::{Session, User};
 use uuid::Uuid;
 
-use super::{to_datetime, users, with_db, Db};
+use super::{users, with_db, Db};
+use crate::clock::to_datetime;
 use crate::error::Result;
 
 /// Why a session ended.

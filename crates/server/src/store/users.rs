@@ -3,7 +3,8 @@
 use baton_shared::{User, Username};
 use uuid::Uuid;
 
-use super::{now_ms, to_datetime, with_db, Db};
+use super::{with_db, Db};
+use crate::clock::{now_ms, to_datetime};
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 
 #[derive(sqlx::FromRow)]

@@ -18,8 +18,10 @@ db_tests!(
 /// Two instances with the default sync interval (500 ms) on one database.
 async fn pair_of_instances(backend: Backend) -> (TestApp, TestApp) {
     let a = spawn_app_with(backend, |c| {
-        c.sync_interval_ms = baton_server::config::defaults::SYNC_INTERVAL_MS;
-        c.reuse_grace = 0;
+        c.background.sync_interval = baton_server::config::Config::default()
+            .background
+            .sync_interval;
+        c.tokens.reuse_grace = Duration::ZERO;
     })
     .await;
     let b = a.second_instance().await;

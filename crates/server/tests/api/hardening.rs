@@ -63,7 +63,7 @@ async fn the_31st_login_from_one_address_is_throttled() {
 
 #[tokio::test]
 async fn one_account_from_rotating_addresses_is_still_throttled() {
-    let app = spawn_app_with(Backend::Sqlite, |c| c.trusted_proxy_hops = 1).await;
+    let app = spawn_app_with(Backend::Sqlite, |c| c.http.trusted_proxy_hops = 1).await;
     app.register("victim", PASSWORD).await;
     app.register("bystander", PASSWORD).await;
     for i in 0..10 {
@@ -111,7 +111,7 @@ async fn one_account_from_rotating_addresses_is_still_throttled() {
 
 #[tokio::test]
 async fn refreshes_are_limited_per_address() {
-    let app = spawn_app_with(Backend::Sqlite, |c| c.refresh_limit_per_ip = 5).await;
+    let app = spawn_app_with(Backend::Sqlite, |c| c.limits.refresh_per_ip = 5).await;
     let mut pair = app.signup("alice").await;
     for _ in 0..5 {
         pair = app.refresh_ok(&pair.refresh_token).await;
@@ -192,7 +192,7 @@ async fn security_headers_on_every_response() {
         app.get("/api/health", None).await.headers()["content-security-policy"],
         "default-src 'none'; frame-ancestors 'none'"
     );
-    let tls = spawn_app_with(Backend::Sqlite, |c| c.hsts = true).await;
+    let tls = spawn_app_with(Backend::Sqlite, |c| c.http.hsts = true).await;
     let r = tls.get("/api/health", None).await;
     assert_eq!(
         r.headers()["strict-transport-security"],
@@ -213,7 +213,7 @@ async fn cors_is_same_origin_unless_configured() {
     assert!(!r.headers().contains_key("access-control-allow-origin"));
 
     let app = spawn_app_with(Backend::Sqlite, |c| {
-        c.cors_allowed_origins = vec!["https://app.example.com".into()]
+        c.http.cors_allowed_origins = vec!["https://app.example.com".into()]
     })
     .await;
     let preflight = app

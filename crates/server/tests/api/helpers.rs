@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use baton_server::config::Config;
 use baton_server::{AppState, Application};
@@ -104,18 +105,19 @@ pub struct TestApp {
 
 /// Test defaults: a fresh data directory, port 0, fast sync.
 pub fn test_config(backend: &Backend, data_dir: &TempDir) -> Config {
-    Config {
+    let mut config = Config {
         data_dir: data_dir.path().to_path_buf(),
-        database_url: match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres(url) => Some(baton_server::config::Secret::new(url.clone())),
-        },
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        sync_interval_ms: 100,
-        key_activation_delay: 0,
-        db_acquire_timeout: 2,
         ..Config::default()
-    }
+    };
+    config.database.url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(url) => Some(baton_server::config::Secret::new(url.clone())),
+    };
+    config.database.acquire_timeout = Duration::from_secs(2);
+    config.http.bind = Some("127.0.0.1:0".parse().unwrap());
+    config.background.sync_interval = Duration::from_millis(100);
+    config.keys.activation_delay = Duration::ZERO;
+    config
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {

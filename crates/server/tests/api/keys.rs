@@ -16,7 +16,7 @@ db_tests!(
 );
 
 async fn rotation_keeps_old_tokens_until_they_expire(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.access_ttl = 2).await;
+    let app = spawn_app_with(backend, |c| c.tokens.access_ttl = Duration::from_secs(2)).await;
     let old = app.signup("alice").await;
     let old_kid = jwt_parts(&old.access_token).0["kid"]
         .as_str()

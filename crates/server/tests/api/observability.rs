@@ -11,7 +11,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn metrics_count_what_happens() {
-    let app = spawn_app_with(Backend::Sqlite, |c| c.reuse_grace = 0).await;
+    let app = spawn_app_with(Backend::Sqlite, |c| c.tokens.reuse_grace = Duration::ZERO).await;
     let pair = app.signup("alice").await;
     app.login("alice", "wrong password").await;
     let next = app.refresh_ok(&pair.refresh_token).await;

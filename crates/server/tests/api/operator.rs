@@ -51,7 +51,10 @@ fn stdout(out: &Output) -> String {
 }
 
 async fn operator_commands_drive_a_running_server(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.sync_interval_ms = 500).await;
+    let app = spawn_app_with(backend, |c| {
+        c.background.sync_interval = Duration::from_millis(500)
+    })
+    .await;
 
     // user create: the password comes from stdin, never from the command line.
     let out = stdout(&baton(

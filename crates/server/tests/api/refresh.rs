@@ -24,7 +24,7 @@ db_tests!(
 );
 
 fn no_grace(c: &mut baton_server::config::Config) {
-    c.reuse_grace = 0;
+    c.tokens.reuse_grace = Duration::ZERO;
 }
 
 async fn refresh_rotates_the_token(backend: Backend) {
@@ -50,7 +50,7 @@ async fn refresh_rotates_the_token(backend: Backend) {
 }
 
 async fn reuse_after_the_grace_window_revokes_the_whole_session(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.reuse_grace = 1).await;
+    let app = spawn_app_with(backend, |c| c.tokens.reuse_grace = Duration::from_secs(1)).await;
     let stolen = app.signup("alice").await;
     let legit = app.refresh_ok(&stolen.refresh_token).await;
     tokio::time::sleep(Duration::from_millis(1_300)).await;
@@ -142,7 +142,10 @@ async fn unknown_and_malformed_refresh_tokens(backend: Backend) {
 }
 
 async fn idle_lifetime_is_enforced(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.refresh_idle_ttl = 1).await;
+    let app = spawn_app_with(backend, |c| {
+        c.tokens.refresh_idle_ttl = Duration::from_secs(1)
+    })
+    .await;
     let pair = app.signup("alice").await;
     assert_eq!(pair.refresh_expires_in, 1);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -156,8 +159,8 @@ async fn idle_lifetime_is_enforced(backend: Backend) {
 
 async fn absolute_lifetime_is_never_extended_by_rotation(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
-        c.session_ttl = 3;
-        c.refresh_idle_ttl = 60;
+        c.tokens.session_ttl = Duration::from_secs(3);
+        c.tokens.refresh_idle_ttl = Duration::from_secs(60);
     })
     .await;
     let mut pair = app.signup("alice").await;

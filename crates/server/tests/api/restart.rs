@@ -1,5 +1,7 @@
 //! A restart on the same database and key keeps every session working.
 
+use std::time::Duration;
+
 use baton_shared::ErrorCode;
 use reqwest::StatusCode;
 
@@ -9,7 +11,7 @@ use crate::helpers::*;
 db_tests!(tokens_survive_a_restart);
 
 async fn tokens_survive_a_restart(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.reuse_grace = 0).await;
+    let app = spawn_app_with(backend, |c| c.tokens.reuse_grace = Duration::ZERO).await;
     let before = app.signup("alice").await;
     let rotated = app.refresh_ok(&before.refresh_token).await;
     let revoked = app.login_ok("alice").await;

@@ -62,7 +62,7 @@ async fn empty_or_malformed_bearer_value(backend: Backend) {
 }
 
 async fn expired_access_token(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.access_ttl = 1).await;
+    let app = spawn_app_with(backend, |c| c.tokens.access_ttl = Duration::from_secs(1)).await;
     let pair = app.signup("alice").await;
     assert_eq!(pair.expires_in, 1);
     assert_eq!(app.me(&pair.access_token).await.status(), StatusCode::OK);
@@ -192,8 +192,8 @@ async fn jwks_publishes_the_verifying_key(backend: Backend) {
 async fn hs256_signs_with_the_configured_secret_and_publishes_no_key() {
     let secret = "a-shared-secret-of-at-least-32-bytes!!";
     let app = spawn_app_with(Backend::Sqlite, |c| {
-        c.jwt_alg = baton_server::config::JwtAlgorithm::Hs256;
-        c.jwt_secret = Some(baton_server::config::Secret::new(secret));
+        c.keys.alg = baton_server::config::JwtAlgorithm::Hs256;
+        c.keys.jwt_secret = Some(baton_server::config::Secret::new(secret));
     })
     .await;
     let pair = app.signup("alice").await;
@@ -225,8 +225,8 @@ async fn hs256_signs_with_the_configured_secret_and_publishes_no_key() {
 async fn hs256_secrets_shorter_than_32_bytes_are_refused_at_start() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut config = test_config(&Backend::Sqlite, &dir);
-    config.jwt_alg = baton_server::config::JwtAlgorithm::Hs256;
-    config.jwt_secret = Some(baton_server::config::Secret::new("short-secret"));
+    config.keys.alg = baton_server::config::JwtAlgorithm::Hs256;
+    config.keys.jwt_secret = Some(baton_server::config::Secret::new("short-secret"));
     let err = baton_server::Application::build(config)
         .await
         .err()
@@ -239,7 +239,7 @@ async fn production_refuses_to_start_without_an_explicit_key() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut config = test_config(&Backend::Sqlite, &dir);
     config.environment = baton_server::config::Environment::Production;
-    config.database_url = Some(baton_server::config::Secret::new(format!(
+    config.database.url = Some(baton_server::config::Secret::new(format!(
         "sqlite://{}",
         dir.path().join("prod.db").display()
     )));
@@ -248,7 +248,7 @@ async fn production_refuses_to_start_without_an_explicit_key() {
         .err()
         .expect("refused");
     assert!(format!("{err:#}").contains("BATON_MASTER_KEY"), "{err:#}");
-    config.master_key = Some(baton_server::config::Secret::new(
+    config.keys.master_key = Some(baton_server::config::Secret::new(
         baton_server::keys::MasterKey::generate_base64(),
     ));
     baton_server::Application::build(config)

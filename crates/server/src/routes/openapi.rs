@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use super::{auth, me, meta, notes, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,22 +14,22 @@ use crate::routes;
         description = "Dual-token login: short-lived JWT access tokens, rotating single-use refresh tokens. Contract: docs/API.md.",
     ),
     paths(
-        routes::auth::register,
-        routes::auth::login,
-        routes::auth::refresh,
-        routes::auth::logout,
-        routes::auth::logout_all,
-        routes::me::get,
-        routes::me::change_password,
-        routes::sessions::list,
-        routes::sessions::revoke,
-        routes::notes::list,
-        routes::notes::create,
-        routes::notes::get,
-        routes::notes::update,
-        routes::notes::delete,
-        routes::health,
-        routes::jwks,
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::logout_all,
+        me::get,
+        me::change_password,
+        sessions::list,
+        sessions::revoke,
+        notes::list,
+        notes::create,
+        notes::get,
+        notes::update,
+        notes::delete,
+        meta::health,
+        meta::jwks,
     ),
     modifiers(&BearerAuth),
     tags(

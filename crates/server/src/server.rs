@@ -1,0 +1,167 @@
+//! [`Application`]: the server bound to its port, its background tasks, and a graceful
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+
+/// The server, bound to its port and ready to run.
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
+    port: u16,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Builds the application and binds its listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = AppState::new(config).await?;
+        let addr: SocketAddr = state.leptos.site_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            state,
+            listener,
+            port,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Cancelling this token stops the server gracefully (in-flight requests finish).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled or the process gets SIGINT/SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application {
+            state,
+            listener,
+            shutdown,
+            ..
+        } = self;
+        let background = spawn_background_tasks(state.clone(), shutdown.clone());
+        let app = routes::router(state.clone());
+        tracing::info!(addr = %listener.local_addr()?, "Baton is listening");
+        let stop = shutdown.clone();
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = os_shutdown_signal() => {}
+            }
+        })
+        .await;
+        shutdown.cancel();
+        for task in background {
+            let _ = task.await;
+        }
+        state.db.close().await;
+        result
+    }
+}
+
+fn spawn_background_tasks(
+    state: AppState,
+    stop: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let sync_every = state.config.background.sync_every();
+    let purge_every = state.config.background.purge_every();
+    vec![
+        spawn_periodic(
+            "sync with the database",
+            sync_every,
+            stop.clone(),
+            state.clone(),
+            |s| async move { s.sync_once().await.map(|_| ()) },
+        ),
+        spawn_periodic(
+            "purge",
+            purge_every,
+            stop.clone(),
+            state.clone(),
+            |s| async move { s.purge_once().await.map(|_| ()) },
+        ),
+        spawn_periodic(
+            "rate-limit pruning",
+            Duration::from_secs(60),
+            stop,
+            state,
+            |s| async move {
+                s.limits.prune(now_ms());
+                Ok(())
+            },
+        ),
+    ]
+}
+
+/// Runs `job` every `every` until `stop`; a failed round is logged and retried next time.
+fn spawn_periodic<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    stop: CancellationToken,
+    state: AppState,
+    job: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = job(state.clone()).await {
+                        tracing::warn!(error = format!("{e:#}"), "{name} failed; will retry");
+                    }
+                }
+            }
+        }
+    })
+}
+
+async fn os_shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
