@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("refresh_token/generate_and_hash", |b| {
         b.iter_batched(
             || (),
-            |()| baton_server::tokens::new_refresh_token(),
+            |()| baton_server::refresh_token::generate(),
             BatchSize::SmallInput,
         )
     });

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::keys::MasterKey;
 use crate::state::AppState;
 use crate::store;
-use crate::store::sessions::RevokeReason;
+use crate::store::sessions::{Ending, RevokeReason};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,33 +139,23 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         }
         Command::Sessions(SessionsCommand::Revoke { username, session }) => {
             let user = user_by_name(&state, &username).await?;
-            let now = now_ms();
-            let ended = match session {
-                Some(id) => {
-                    if !store::sessions::revoke_owned(
-                        &state.db,
-                        user.id,
-                        id,
-                        RevokeReason::Operator,
-                        now,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    {
-                        bail!("{username} has no live session {id}");
-                    }
-                    vec![id]
-                }
-                None => store::sessions::revoke_all(
-                    &state.db,
-                    user.id,
-                    None,
-                    RevokeReason::Operator,
-                    now,
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            let which = match session {
+                Some(session_id) => Ending::UsersSession {
+                    user_id: user.id,
+                    session_id,
+                },
+                None => Ending::AllOfUser {
+                    user_id: user.id,
+                    except: None,
+                },
             };
+            let ended = state
+                .end_sessions(which, RevokeReason::Operator)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let (Some(id), true) = (session, ended.is_empty()) {
+                bail!("{username} has no live session {id}");
+            }
             println!(
                 "ended {} session(s); running instances refuse their access tokens within {} ms",
                 ended.len(),

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod metrics;
 pub mod password;
 pub mod rate_limit;
+pub mod refresh_token;
 pub mod revocation;
 pub mod routes;
 pub mod security;

@@ -3,6 +3,8 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use anyhow::Context;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -14,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::password::Passwords;
 use crate::rate_limit::RateLimits;
 use crate::revocation::Revocations;
+use crate::store::sessions::{Ending, Lifetimes, RevokeReason};
 use crate::store::{self, Db};
 use crate::tokens::AccessTokens;
 
@@ -75,6 +78,34 @@ impl AppState {
             metrics: Metrics::new(),
             leptos,
         })))
+    }
+
+    /// The lifetimes of sessions and refresh tokens, as configured.
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes::new(&self.config.tokens)
+    }
+
+    /// Ends sessions, every way that matters: in the database, so that other
+    /// instances learn of it at their next sync; in this instance's revocation set, so
+    /// that their access tokens stop here at once; in the metrics and the log. Returns
+    /// the ids this call ended (none if they had ended already).
+    pub async fn end_sessions(
+        &self,
+        which: Ending<'_>,
+        reason: RevokeReason,
+    ) -> crate::error::Result<Vec<Uuid>> {
+        let now = now_ms();
+        let ended = store::sessions::end(&self.db, which, reason, now).await?;
+        for &session_id in &ended {
+            self.revocations.insert(session_id, now);
+            self.metrics.revocation(reason);
+            if reason == RevokeReason::RefreshTokenReused {
+                tracing::warn!(%session_id, "refresh token reuse detected: session revoked");
+            } else {
+                tracing::info!(%session_id, reason = reason.as_str(), "session ended");
+            }
+        }
+        Ok(ended)
     }
 
     /// One round of learning what other instances did: revocations and keys.

@@ -21,6 +21,7 @@ use crate::config::Config;
 
 pub mod keys;
 pub mod notes;
+pub mod rotation;
 pub mod sessions;
 pub mod users;
 

@@ -1,23 +1,16 @@
-//! Access tokens (JWT, RFC 9068 profile) and refresh tokens (opaque).
+//! Access tokens (JWT, RFC 9068 profile).
 //!
 //! Access tokens carry `typ: at+jwt` and a `kid`; the claims `iss aud sub sid iat exp
 //! jti` are all required on verification, only the configured algorithm is accepted,
 //! and a token with any other `typ` (an ID token, a refresh token) is refused.
-//!
-//! Refresh tokens are 256 bits from the OS CSPRNG, URL-safe base64 with a `brt_`
-//! prefix (so secret scanners can spot a leaked one); only their SHA-256 is stored.
+//! Refresh tokens are opaque: see [`crate::refresh_token`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
-use rand::rngs::OsRng;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::clock::{now_ms, seconds};
@@ -27,8 +20,6 @@ use crate::keys::KeyRing;
 
 /// `typ` header of access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-/// Prefix of refresh tokens.
-pub const REFRESH_TOKEN_PREFIX: &str = "brt_";
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,24 +185,12 @@ impl AccessTokens {
     }
 }
 
-/// A new refresh token and the SHA-256 to store for it.
-pub fn new_refresh_token() -> (String, [u8; 32]) {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    let token = format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = hash_refresh_token(&token);
-    (token, hash)
-}
-
-/// The stored form of a refresh token.
-pub fn hash_refresh_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::keys::{new_ed25519_key, MasterKey};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use jsonwebtoken::{Algorithm, EncodingKey};
 
     /// The default token settings with this access-token lifetime.
@@ -469,18 +448,8 @@ mod tests {
     }
 
     #[test]
-    fn refresh_tokens_are_256_bit_and_hashed() {
-        let (a, hash_a) = new_refresh_token();
-        let (b, _) = new_refresh_token();
-        assert_ne!(a, b);
-        assert!(a.starts_with(REFRESH_TOKEN_PREFIX));
-        let body = &a[REFRESH_TOKEN_PREFIX.len()..];
-        assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
-        assert!(body
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-        assert_eq!(hash_refresh_token(&a), hash_a);
-        // A refresh token is never an access token.
-        assert_eq!(eddsa().verify(&a), Err(BearerError::Invalid));
+    fn a_refresh_token_is_never_an_access_token() {
+        let (token, _) = crate::refresh_token::generate();
+        assert_eq!(eddsa().verify(&token), Err(BearerError::Invalid));
     }
 }

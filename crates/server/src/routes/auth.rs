@@ -8,15 +8,15 @@ use baton_shared::{
     DeviceName, ErrorCode, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User,
     UserEnvelope, TOKEN_TYPE_BEARER,
 };
-use uuid::Uuid;
 
-use crate::clock::{millis, now_ms};
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, AuthUser, ClientIp};
+use crate::refresh_token;
 use crate::state::AppState;
 use crate::store;
-use crate::store::sessions::{Exchange, NewSession, RefreshLookup, RevokeReason, Successor};
-use crate::tokens::{hash_refresh_token, new_refresh_token};
+use crate::store::rotation::Rotation;
+use crate::store::sessions::{Ending, Issued, NewSession, RevokeReason};
 
 /// Longest user agent kept with a session.
 const USER_AGENT_MAX: usize = 256;
@@ -128,58 +128,32 @@ async fn start_session(
     device_name: Option<&DeviceName>,
     user_agent: Option<&str>,
 ) -> Result<TokenPair> {
-    let config = &state.config;
     let now = now_ms();
-    let session_id = Uuid::new_v4();
-    let expires_at = now + millis(config.tokens.session_ttl);
-    let token_expires_at = (now + millis(config.tokens.refresh_idle_ttl)).min(expires_at);
-    let (refresh_token, hash) = new_refresh_token();
-    store::sessions::create(
-        &state.db,
-        NewSession {
-            id: session_id,
-            user_id: user.id,
-            device_name: device_name.map(DeviceName::as_str),
-            user_agent,
-            now,
-            expires_at,
-            token_hash: &hash,
-            token_expires_at,
-        },
-    )
-    .await?;
-    token_pair(
-        state,
+    let login = NewSession {
         user,
-        session_id,
-        refresh_token,
-        token_expires_at,
-        now,
-    )
+        device_name: device_name.map(DeviceName::as_str),
+        user_agent,
+    };
+    let issued = store::sessions::create(&state.db, login, &state.lifetimes(), now).await?;
+    token_pair(state, issued, now)
 }
 
-fn token_pair(
-    state: &AppState,
-    user: User,
-    session_id: Uuid,
-    refresh_token: String,
-    refresh_expires_at: i64,
-    now: i64,
-) -> Result<TokenPair> {
-    let (access_token, _exp) = state.tokens.sign(user.id, session_id)?;
+/// The answer to a login or a refresh: a new access token beside the refresh token.
+fn token_pair(state: &AppState, issued: Issued, now: i64) -> Result<TokenPair> {
+    let (access_token, _exp) = state.tokens.sign(issued.user.id, issued.session_id)?;
     Ok(TokenPair {
         access_token,
         token_type: TOKEN_TYPE_BEARER.to_owned(),
         expires_in: state.tokens.ttl_secs(),
-        refresh_token,
-        refresh_expires_in: (refresh_expires_at - now).div_euclid(1000).max(0),
-        session_id,
-        user,
+        refresh_token: issued.refresh_token,
+        refresh_expires_in: (issued.expires_at - now).div_euclid(1000).max(0),
+        session_id: issued.session_id,
+        user: issued.user,
     })
 }
 
 /// `POST /api/auth/refresh`
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
@@ -201,6 +175,8 @@ pub async fn refresh(
     outcome.map(Json)
 }
 
+/// Exchanges a refresh token for a new pair: [`store::rotation::rotate`] decides, this
+/// answers.
 async fn refresh_inner(
     state: &AppState,
     ip: std::net::IpAddr,
@@ -208,143 +184,46 @@ async fn refresh_inner(
 ) -> Result<TokenPair> {
     state.limits.refresh_attempt(&ip)?;
     let token = req.parse()?;
-    let hash = hash_refresh_token(token);
-    // The common case, a live session's current token, is one statement.
     let now = now_ms();
-    let idle_expires_at = now + millis(state.config.tokens.refresh_idle_ttl);
-    let (successor, successor_hash) = new_refresh_token();
-    if let Some(rotated) =
-        store::sessions::rotate_current(&state.db, &hash, &successor_hash, now, idle_expires_at)
-            .await?
-    {
-        return token_pair(
-            state,
-            rotated.user(),
-            rotated.session_id,
-            successor,
-            rotated.expires_at,
-            now,
-        );
-    }
-    // Anything else: find out why, and apply the grace window.
-    match store::sessions::find_refresh(&state.db, &hash).await? {
-        Some(found) => rotate(state, &hash, found).await,
-        None => Err(Error::client(
+    let hash = refresh_token::hash(token);
+    let rotation = store::rotation::rotate(&state.db, &hash, &state.lifetimes(), now).await?;
+    let (code, message) = match rotation {
+        Rotation::Rotated(issued) => return token_pair(state, issued, now),
+        Rotation::Sibling(issued) => {
+            tracing::info!(session_id = %issued.session_id, "refresh token presented again within the grace window");
+            return token_pair(state, issued, now);
+        }
+        // A used token presented again outside the grace window was copied: the whole
+        // session ends, so that neither the thief nor the user keeps a working token.
+        Rotation::Reused {
+            session_id,
+            user_id,
+        } => {
+            tracing::Span::current().record("user_id", tracing::field::display(user_id));
+            let session = Ending::Session(session_id);
+            state
+                .end_sessions(session, RevokeReason::RefreshTokenReused)
+                .await?;
+            (
+                ErrorCode::RefreshTokenReused,
+                "this refresh token was already used; the session has been ended",
+            )
+        }
+        Rotation::Contended => (
+            ErrorCode::RefreshTokenReused,
+            "this refresh token was already used",
+        ),
+        Rotation::Expired => (
+            ErrorCode::RefreshTokenExpired,
+            "the refresh token expired; log in again",
+        ),
+        Rotation::SessionEnded => (ErrorCode::SessionRevoked, "this session was ended"),
+        Rotation::Unknown => (
             ErrorCode::RefreshTokenInvalid,
             "the refresh token is not valid",
-        )),
-    }
-}
-
-/// Exchanges a refresh token for a new pair.
-///
-/// - The current token of a live session rotates: exactly one of any number of
-///   concurrent exchanges wins; the others see the token as just used.
-/// - A just-used token whose successor generation is still current, presented within
-///   the grace window, gets another successor (a lost response or two racing tabs
-///   must not log the user out).
-/// - Any other used token is reuse: the whole session is revoked.
-async fn rotate(state: &AppState, hash: &[u8], mut found: RefreshLookup) -> Result<TokenPair> {
-    let config = &state.config;
-    let grace_ms = millis(config.tokens.reuse_grace);
-    // Each pass either answers or learns that another exchange changed the session;
-    // three passes are enough for any interleaving of one win and its grace siblings.
-    for _ in 0..3 {
-        let now = now_ms();
-        if found.revoked_at.is_some() {
-            return Err(Error::client(
-                ErrorCode::SessionRevoked,
-                "this session was ended",
-            ));
-        }
-        if now >= found.session_expires_at {
-            return Err(refresh_expired());
-        }
-        let is_current = found.token_generation == found.session_generation;
-        if is_current && now >= found.token_expires_at {
-            return Err(refresh_expired());
-        }
-        if !is_current {
-            let in_grace = grace_ms > 0
-                && found.token_generation + 1 == found.session_generation
-                && found
-                    .rotated_at
-                    .is_some_and(|rotated| now - rotated <= grace_ms);
-            if !in_grace {
-                return Err(reuse_detected(state, &found, now).await?);
-            }
-        }
-        let expires_at =
-            (now + millis(config.tokens.refresh_idle_ttl)).min(found.session_expires_at);
-        let (token, new_hash) = new_refresh_token();
-        let next = Successor {
-            session_id: found.session_id,
-            token_hash: &new_hash,
-            now,
-            expires_at,
-        };
-        let issued = if is_current {
-            store::sessions::exchange(&state.db, Exchange::Rotate, found.token_generation, next)
-                .await?
-        } else {
-            store::sessions::exchange(&state.db, Exchange::Sibling, found.session_generation, next)
-                .await?
-        };
-        if issued {
-            if !is_current {
-                tracing::info!(session_id = %found.session_id, "refresh token presented again within the grace window");
-            }
-            return token_pair(
-                state,
-                found.user(),
-                found.session_id,
-                token,
-                expires_at,
-                now,
-            );
-        }
-        // Another exchange changed the session between our read and our write: read
-        // again on the write path, which sees it.
-        found = store::sessions::find_refresh_fresh(&state.db, hash)
-            .await?
-            .ok_or_else(|| {
-                Error::client(
-                    ErrorCode::RefreshTokenInvalid,
-                    "the refresh token is not valid",
-                )
-            })?;
-    }
-    Err(Error::client(
-        ErrorCode::RefreshTokenReused,
-        "this refresh token was already used",
-    ))
-}
-
-/// A rotated token presented again outside the grace window: it was copied. The whole
-/// session is revoked, so that neither the thief nor the user keeps a working token.
-async fn reuse_detected(state: &AppState, found: &RefreshLookup, now: i64) -> Result<Error> {
-    let session_id = found.session_id;
-    if store::sessions::revoke(&state.db, session_id, RevokeReason::RefreshTokenReused, now).await?
-    {
-        state.revocations.insert(session_id, now);
-        state.metrics.revocation(RevokeReason::RefreshTokenReused);
-        tracing::warn!(
-            %session_id,
-            user_id = %found.user_id,
-            "refresh token reuse detected: session revoked"
-        );
-    }
-    Ok(Error::client(
-        ErrorCode::RefreshTokenReused,
-        "this refresh token was already used; the session has been ended",
-    ))
-}
-
-fn refresh_expired() -> Error {
-    Error::client(
-        ErrorCode::RefreshTokenExpired,
-        "the refresh token expired; log in again",
-    )
+        ),
+    };
+    Err(Error::client(code, message))
 }
 
 /// `POST /api/auth/logout`: ends the session of this refresh token. Idempotent, and
@@ -362,15 +241,10 @@ pub async fn logout(
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode> {
     let token = req.parse()?;
-    let hash = hash_refresh_token(token);
-    if let Some(session_id) = store::sessions::session_of_token(&state.db, &hash).await? {
-        let now = now_ms();
-        if store::sessions::revoke(&state.db, session_id, RevokeReason::Logout, now).await? {
-            state.revocations.insert(session_id, now);
-            state.metrics.revocation(RevokeReason::Logout);
-            tracing::info!(%session_id, "logged out");
-        }
-    }
+    let hash = refresh_token::hash(token);
+    state
+        .end_sessions(Ending::OfRefreshToken(&hash), RevokeReason::Logout)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,14 +258,12 @@ pub async fn logout(
     )
 )]
 pub async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
-    let now = now_ms();
-    let ended =
-        store::sessions::revoke_all(&state.db, auth.user_id, None, RevokeReason::LogoutAll, now)
-            .await?;
-    for id in &ended {
-        state.revocations.insert(*id, now);
-        state.metrics.revocation(RevokeReason::LogoutAll);
-    }
-    tracing::info!(sessions = ended.len(), "logged out everywhere");
+    let everything = Ending::AllOfUser {
+        user_id: auth.user_id,
+        except: None,
+    };
+    state
+        .end_sessions(everything, RevokeReason::LogoutAll)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

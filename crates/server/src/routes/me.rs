@@ -5,12 +5,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use baton_shared::{ApiError, ChangePasswordRequest, ErrorCode, UserEnvelope};
 
-use crate::clock::now_ms;
 use crate::error::{BearerError, Error, Result};
 use crate::extract::{ApiJson, AuthUser};
 use crate::state::AppState;
 use crate::store;
-use crate::store::sessions::RevokeReason;
+use crate::store::sessions::{Ending, RevokeReason};
 
 /// `GET /api/me`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -62,19 +61,13 @@ pub async fn change_password(
     }
     let hash = state.passwords.hash(&change.new_password).await?;
     store::users::set_password_hash(&state.db, auth.user_id, &hash).await?;
-    let now = now_ms();
-    let ended = store::sessions::revoke_all(
-        &state.db,
-        auth.user_id,
-        Some(auth.session_id),
-        RevokeReason::PasswordChanged,
-        now,
-    )
-    .await?;
-    for id in &ended {
-        state.revocations.insert(*id, now);
-        state.metrics.revocation(RevokeReason::PasswordChanged);
-    }
+    let others = Ending::AllOfUser {
+        user_id: auth.user_id,
+        except: Some(auth.session_id),
+    };
+    let ended = state
+        .end_sessions(others, RevokeReason::PasswordChanged)
+        .await?;
     tracing::info!(other_sessions_ended = ended.len(), "password changed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::extract::{AuthUser, IdPath};
 use crate::state::AppState;
 use crate::store;
-use crate::store::sessions::RevokeReason;
+use crate::store::sessions::{Ending, RevokeReason};
 
 /// `GET /api/sessions`: live sessions, most recently used first.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -45,14 +45,13 @@ pub async fn revoke(
     auth: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<StatusCode> {
-    let now = now_ms();
-    if !store::sessions::revoke_owned(&state.db, auth.user_id, id, RevokeReason::Revoked, now)
-        .await?
-    {
+    let theirs = Ending::UsersSession {
+        user_id: auth.user_id,
+        session_id: id,
+    };
+    let ended = state.end_sessions(theirs, RevokeReason::Revoked).await?;
+    if ended.is_empty() {
         return Err(Error::not_found());
     }
-    state.revocations.insert(id, now);
-    state.metrics.revocation(RevokeReason::Revoked);
-    tracing::info!("session revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -253,7 +253,7 @@ async fn an_access_token_is_not_a_refresh_token(backend: Backend) {
 async fn refresh_tokens_are_stored_only_as_hashes(backend: Backend) {
     let app = spawn_app(backend).await;
     let pair = app.signup("alice").await;
-    let hash = baton_server::tokens::hash_refresh_token(&pair.refresh_token);
+    let hash = baton_server::refresh_token::hash(&pair.refresh_token);
     let stored: Vec<Vec<u8>> = match &app.state.db {
         baton_server::store::Db::Sqlite { writer, .. } => {
             sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
