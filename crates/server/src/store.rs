@@ -2,8 +2,8 @@
 //!
 //! Both speak the same SQL here: `$n` placeholders, `RETURNING`, times as unix
 //! milliseconds in 64-bit integers and UUIDs as the database's native form (a blob on
-//! SQLite, `uuid` on PostgreSQL). [`with_db!`] runs one block of query code against
-//! whichever pool is configured, so each query is written once.
+//! SQLite, `uuid` on PostgreSQL), so each query is written once and runs on whichever
+//! pool is configured: `db.read()` or `db.write()`, a [`Pool`] (see [`pool`]).
 //!
 //! SQLite gets one writer connection and a pool of readers (WAL mode): writes queue in
 //! the pool instead of fighting over the database lock, so there is never a
@@ -19,8 +19,11 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::Config;
 
+pub use pool::{Arg, Pool, Row};
+
 pub mod keys;
 pub mod notes;
+pub mod pool;
 pub mod rotation;
 pub mod sessions;
 pub mod users;
@@ -35,24 +38,6 @@ pub enum Db {
     },
     Postgres(PgPool),
 }
-
-/// Runs `$body` with `$pool` bound to the pool for reads (`read`) or writes (`write`)
-/// of whichever database is configured: `with_db!(db, read, |pool| query.fetch_all(pool).await?)`.
-macro_rules! with_db {
-    ($db:expr, read, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite { reader: $pool, .. } => $body,
-            $crate::store::Db::Postgres($pool) => $body,
-        }
-    };
-    ($db:expr, write, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite { writer: $pool, .. } => $body,
-            $crate::store::Db::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use with_db;
 
 impl Db {
     /// Connects and runs the migrations. Fails loudly (with the migration's error) when
@@ -125,12 +110,26 @@ impl Db {
         Ok(())
     }
 
+    /// The pool for reads: SQLite's read-only connections, or PostgreSQL's pool.
+    pub fn read(&self) -> Pool<'_> {
+        match self {
+            Db::Sqlite { reader, .. } => Pool::Sqlite(reader),
+            Db::Postgres(pool) => Pool::Postgres(pool),
+        }
+    }
+
+    /// The pool for writes, and for reads that must see every committed write: SQLite's
+    /// one writer connection, or PostgreSQL's pool.
+    pub fn write(&self) -> Pool<'_> {
+        match self {
+            Db::Sqlite { writer, .. } => Pool::Sqlite(writer),
+            Db::Postgres(pool) => Pool::Postgres(pool),
+        }
+    }
+
     /// `SELECT 1`: is the database there and answering?
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        with_db!(self, read, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
+        self.read().execute("SELECT 1", &[]).await.map(drop)
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -1,6 +1,6 @@
 //! The `signing_keys` table: EdDSA keys shared by every instance.
 
-use super::{with_db, Db};
+use super::{Arg, Db};
 use crate::error::Result;
 
 /// A stored key. `sealed_key` is the PKCS#8 private key sealed with the master key.
@@ -25,23 +25,18 @@ impl std::fmt::Debug for KeyRow {
     }
 }
 
-/// Binds the columns of `key` in the order of [`INSERT_SQL`] and [`INSERT_FIRST_SQL`].
-fn bind_key<'q, DB: sqlx::Database>(
-    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
-    key: &'q KeyRow,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
-where
-    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    query
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.sealed_key)
-        .bind(&key.public_key)
-        .bind(key.created_at)
-        .bind(key.activates_at)
+impl KeyRow {
+    /// The columns in the order of [`INSERT_SQL`] and [`INSERT_FIRST_SQL`].
+    fn columns(&self) -> [Arg<'_>; 6] {
+        [
+            self.kid.as_str().into(),
+            self.alg.as_str().into(),
+            self.sealed_key.as_slice().into(),
+            self.public_key.as_slice().into(),
+            self.created_at.into(),
+            self.activates_at.into(),
+        ]
+    }
 }
 
 const INSERT_SQL: &str =
@@ -55,59 +50,51 @@ const INSERT_FIRST_SQL: &str =
 
 /// Every key, oldest activation first.
 pub async fn all(db: &Db) -> Result<Vec<KeyRow>> {
-    Ok(with_db!(db, read, |pool| {
-        sqlx::query_as(
+    let rows = db
+        .read()
+        .fetch_all(
             "SELECT kid, alg, sealed_key, public_key, created_at, activates_at
                FROM signing_keys ORDER BY activates_at, kid",
+            &[],
         )
-        .fetch_all(pool)
-        .await?
-    }))
+        .await?;
+    Ok(rows)
 }
 
 /// A cheap fingerprint of the table (count and newest creation), polled to notice a
 /// rotation done by another instance.
 pub async fn fingerprint(db: &Db) -> Result<(i64, i64)> {
-    Ok(with_db!(db, read, |pool| {
-        sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM signing_keys")
-            .fetch_one(pool)
-            .await?
-    }))
+    let fingerprint = db
+        .read()
+        .fetch_one(
+            "SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM signing_keys",
+            &[],
+        )
+        .await?;
+    Ok(fingerprint)
 }
 
 pub async fn insert(db: &Db, key: &KeyRow) -> Result<()> {
-    with_db!(db, write, |pool| {
-        bind_key(sqlx::query(INSERT_SQL), key)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
+    db.write().execute(INSERT_SQL, &key.columns()).await?;
     Ok(())
 }
 
 /// Inserts `key` only if the table is empty (first start). Safe when several
 /// instances start at once: exactly one first key is kept.
 pub async fn insert_first(db: &Db, key: &KeyRow) -> Result<bool> {
-    let inserted = match db {
-        Db::Sqlite { writer, .. } => {
-            // One writer connection: the check and the insert cannot interleave.
-            bind_key(sqlx::query(INSERT_FIRST_SQL), key)
-                .execute(writer)
-                .await?
-                .rows_affected()
-        }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("LOCK TABLE signing_keys IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-            let n = bind_key(sqlx::query(INSERT_FIRST_SQL), key)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            n
-        }
+    let inserted = if db.is_sqlite() {
+        // One writer connection: the check and the insert cannot interleave.
+        db.write().execute(INSERT_FIRST_SQL, &key.columns()).await?
+    } else {
+        // The table lock keeps another instance's check out until this one commits.
+        let changed = db
+            .write()
+            .transaction(&[
+                ("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[]),
+                (INSERT_FIRST_SQL, &key.columns()),
+            ])
+            .await?;
+        changed[1]
     };
     Ok(inserted == 1)
 }
@@ -115,16 +102,16 @@ pub async fn insert_first(db: &Db, key: &KeyRow) -> Result<bool> {
 /// Deletes keys whose successor activated before `cutoff`: no unexpired token can
 /// carry their signature any more. Returns the deleted kids.
 pub async fn delete_superseded(db: &Db, cutoff: i64) -> Result<Vec<String>> {
-    Ok(with_db!(db, write, |pool| {
-        sqlx::query_scalar(
+    let kids: Vec<(String,)> = db
+        .write()
+        .fetch_all(
             "DELETE FROM signing_keys
               WHERE EXISTS (SELECT 1 FROM signing_keys newer
                              WHERE newer.activates_at > signing_keys.activates_at
                                AND newer.activates_at < $1)
              RETURNING kid",
+            &[cutoff.into()],
         )
-        .bind(cutoff)
-        .fetch_all(pool)
-        .await?
-    }))
+        .await?;
+    Ok(kids.into_iter().map(|(kid,)| kid).collect())
 }

@@ -4,7 +4,7 @@
 use baton_shared::{Note, ValidNote};
 use uuid::Uuid;
 
-use super::{with_db, Db};
+use super::Db;
 use crate::clock::{now_ms, to_datetime};
 use crate::error::Result;
 
@@ -32,80 +32,78 @@ impl From<NoteRow> for Note {
 /// The user's notes, newest first.
 #[tracing::instrument(skip(db))]
 pub async fn list(db: &Db, user_id: Uuid) -> Result<Vec<Note>> {
-    let rows: Vec<NoteRow> = with_db!(db, read, |pool| {
-        sqlx::query_as(
+    let rows: Vec<NoteRow> = db
+        .read()
+        .fetch_all(
             "SELECT id, title, body, created_at, updated_at FROM notes
               WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
+            &[user_id.into()],
         )
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?
-    });
+        .await?;
     Ok(rows.into_iter().map(Note::from).collect())
 }
 
 #[tracing::instrument(skip(db, note))]
 pub async fn create(db: &Db, user_id: Uuid, note: &ValidNote) -> Result<Note> {
-    let row: NoteRow = with_db!(db, write, |pool| {
-        sqlx::query_as(
+    let row: NoteRow = db
+        .write()
+        .fetch_one(
             "INSERT INTO notes (id, user_id, title, body, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5)
              RETURNING id, title, body, created_at, updated_at",
+            &[
+                Uuid::now_v7().into(),
+                user_id.into(),
+                note.title.as_str().into(),
+                note.body.as_str().into(),
+                now_ms().into(),
+            ],
         )
-        .bind(Uuid::now_v7())
-        .bind(user_id)
-        .bind(note.title.as_str())
-        .bind(note.body.as_str())
-        .bind(now_ms())
-        .fetch_one(pool)
-        .await?
-    });
+        .await?;
     Ok(row.into())
 }
 
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, user_id: Uuid, id: Uuid) -> Result<Option<Note>> {
-    let row: Option<NoteRow> = with_db!(db, read, |pool| {
-        sqlx::query_as(
+    let row: Option<NoteRow> = db
+        .read()
+        .fetch_optional(
             "SELECT id, title, body, created_at, updated_at FROM notes WHERE id = $1 AND user_id = $2",
+            &[id.into(), user_id.into()],
         )
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await?
-    });
+        .await?;
     Ok(row.map(Note::from))
 }
 
 #[tracing::instrument(skip(db, note))]
 pub async fn update(db: &Db, user_id: Uuid, id: Uuid, note: &ValidNote) -> Result<Option<Note>> {
-    let row: Option<NoteRow> = with_db!(db, write, |pool| {
-        sqlx::query_as(
+    let row: Option<NoteRow> = db
+        .write()
+        .fetch_optional(
             "UPDATE notes SET title = $1, body = $2, updated_at = $3
               WHERE id = $4 AND user_id = $5
              RETURNING id, title, body, created_at, updated_at",
+            &[
+                note.title.as_str().into(),
+                note.body.as_str().into(),
+                now_ms().into(),
+                id.into(),
+                user_id.into(),
+            ],
         )
-        .bind(note.title.as_str())
-        .bind(note.body.as_str())
-        .bind(now_ms())
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await?
-    });
+        .await?;
     Ok(row.map(Note::from))
 }
 
 /// True when a note was deleted.
 #[tracing::instrument(skip(db))]
 pub async fn delete(db: &Db, user_id: Uuid, id: Uuid) -> Result<bool> {
-    let n = with_db!(db, write, |pool| {
-        sqlx::query("DELETE FROM notes WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
-    Ok(n == 1)
+    let deleted = db
+        .write()
+        .execute(
+            "DELETE FROM notes WHERE id = $1 AND user_id = $2",
+            &[id.into(), user_id.into()],
+        )
+        .await?;
+    Ok(deleted == 1)
 }

@@ -181,57 +181,48 @@ async fn advance(
     now: i64,
     idle_until: i64,
 ) -> Result<Option<Advanced>> {
-    let advanced = match db {
+    let sql = if db.is_sqlite() {
         // The trigger moves the session on. `RETURNING` sees only the inserted row,
         // hence the subqueries for the user.
-        Db::Sqlite { writer, .. } => sqlx::query_as(
-            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             SELECT $1, s.id, s.generation + 1, $2, MIN($3, s.expires_at)
-               FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-              WHERE t.token_hash = $4 AND t.generation = s.generation AND s.revoked_at IS NULL
-                AND t.expires_at > $2 AND s.expires_at > $2
-             RETURNING session_id, expires_at,
-                (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
-                (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
-                  WHERE s.id = refresh_tokens.session_id) AS username,
-                (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
-                  WHERE s.id = refresh_tokens.session_id) AS user_created_at",
-        )
-        .bind(successor)
-        .bind(now)
-        .bind(idle_until)
-        .bind(presented)
-        .fetch_optional(writer)
-        .await?,
+        "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+         SELECT $1, s.id, s.generation + 1, $2, MIN($3, s.expires_at)
+           FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+          WHERE t.token_hash = $4 AND t.generation = s.generation AND s.revoked_at IS NULL
+            AND t.expires_at > $2 AND s.expires_at > $2
+         RETURNING session_id, expires_at,
+            (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
+            (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
+              WHERE s.id = refresh_tokens.session_id) AS username,
+            (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+              WHERE s.id = refresh_tokens.session_id) AS user_created_at"
+    } else {
         // A concurrent rotation holds the session row until it commits; this UPDATE
         // then re-checks its condition against the new row, where the generations no
         // longer match.
-        Db::Postgres(pool) => sqlx::query_as(
-            "WITH advanced AS (
-                UPDATE sessions s
-                   SET generation = s.generation + 1, rotated_at = $2, last_used_at = $2
-                  FROM refresh_tokens t
-                 WHERE t.token_hash = $4 AND s.id = t.session_id AND s.generation = t.generation
-                   AND s.revoked_at IS NULL AND t.expires_at > $2 AND s.expires_at > $2
-                RETURNING s.id, s.generation, s.user_id, LEAST($3, s.expires_at) AS expires_at),
-             inserted AS (
-                INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-                SELECT $1, id, generation, $2, expires_at FROM advanced
-                RETURNING session_id, expires_at)
-             SELECT i.session_id, i.expires_at, u.id AS user_id, u.username,
-                    u.created_at AS user_created_at
-               FROM inserted i
-               JOIN advanced a ON a.id = i.session_id
-               JOIN users u ON u.id = a.user_id",
-        )
-        .bind(successor)
-        .bind(now)
-        .bind(idle_until)
-        .bind(presented)
-        .fetch_optional(pool)
-        .await?,
+        "WITH advanced AS (
+            UPDATE sessions s
+               SET generation = s.generation + 1, rotated_at = $2, last_used_at = $2
+              FROM refresh_tokens t
+             WHERE t.token_hash = $4 AND s.id = t.session_id AND s.generation = t.generation
+               AND s.revoked_at IS NULL AND t.expires_at > $2 AND s.expires_at > $2
+            RETURNING s.id, s.generation, s.user_id, LEAST($3, s.expires_at) AS expires_at),
+         inserted AS (
+            INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+            SELECT $1, id, generation, $2, expires_at FROM advanced
+            RETURNING session_id, expires_at)
+         SELECT i.session_id, i.expires_at, u.id AS user_id, u.username,
+                u.created_at AS user_created_at
+           FROM inserted i
+           JOIN advanced a ON a.id = i.session_id
+           JOIN users u ON u.id = a.user_id"
     };
-    Ok(advanced)
+    let args = [
+        successor.into(),
+        now.into(),
+        idle_until.into(),
+        presented.into(),
+    ];
+    Ok(db.write().fetch_optional(sql, &args).await?)
 }
 
 /// When the session is still at the generation `token` saw and live: inserts
@@ -244,39 +235,30 @@ async fn add_sibling(
     now: i64,
     idle_until: i64,
 ) -> Result<Option<i64>> {
-    let expires_at = match db {
+    let sql = if db.is_sqlite() {
         // The trigger marks the session used.
-        Db::Sqlite { writer, .. } => sqlx::query_scalar(
-            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             SELECT $1, id, generation, $2, MIN($3, expires_at) FROM sessions
-              WHERE id = $4 AND generation = $5 AND revoked_at IS NULL
-             RETURNING expires_at",
-        )
-        .bind(successor)
-        .bind(now)
-        .bind(idle_until)
-        .bind(token.session_id)
-        .bind(token.session_generation)
-        .fetch_optional(writer)
-        .await?,
-        Db::Postgres(pool) => sqlx::query_scalar(
-            "WITH touched AS (
-                UPDATE sessions SET last_used_at = $2
-                 WHERE id = $4 AND generation = $5 AND revoked_at IS NULL
-                RETURNING id, generation, LEAST($3, expires_at) AS expires_at)
-             INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             SELECT $1, id, generation, $2, expires_at FROM touched
-             RETURNING expires_at",
-        )
-        .bind(successor)
-        .bind(now)
-        .bind(idle_until)
-        .bind(token.session_id)
-        .bind(token.session_generation)
-        .fetch_optional(pool)
-        .await?,
+        "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+         SELECT $1, id, generation, $2, MIN($3, expires_at) FROM sessions
+          WHERE id = $4 AND generation = $5 AND revoked_at IS NULL
+         RETURNING expires_at"
+    } else {
+        "WITH touched AS (
+            UPDATE sessions SET last_used_at = $2
+             WHERE id = $4 AND generation = $5 AND revoked_at IS NULL
+            RETURNING id, generation, LEAST($3, expires_at) AS expires_at)
+         INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+         SELECT $1, id, generation, $2, expires_at FROM touched
+         RETURNING expires_at"
     };
-    Ok(expires_at)
+    let args = [
+        successor.into(),
+        now.into(),
+        idle_until.into(),
+        token.session_id.into(),
+        token.session_generation.into(),
+    ];
+    let issued: Option<(i64,)> = db.write().fetch_optional(sql, &args).await?;
+    Ok(issued.map(|(expires_at,)| expires_at))
 }
 
 /// A stored refresh token with the state of its session and user.
@@ -312,20 +294,6 @@ async fn find(db: &Db, token_hash: &[u8], fresh: bool) -> Result<Option<Found>> 
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
           WHERE t.token_hash = $1";
-    let found = match db {
-        Db::Sqlite { reader, writer } => {
-            let pool = if fresh { writer } else { reader };
-            sqlx::query_as(SQL)
-                .bind(token_hash)
-                .fetch_optional(pool)
-                .await?
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as(SQL)
-                .bind(token_hash)
-                .fetch_optional(pool)
-                .await?
-        }
-    };
-    Ok(found)
+    let pool = if fresh { db.write() } else { db.read() };
+    Ok(pool.fetch_optional(SQL, &[token_hash.into()]).await?)
 }

@@ -5,7 +5,7 @@
 use baton_shared::{Session, User};
 use uuid::Uuid;
 
-use super::{with_db, Db};
+use super::{Arg, Db};
 use crate::clock::{millis, to_datetime};
 use crate::config::TokenConfig;
 use crate::error::Result;
@@ -91,32 +91,34 @@ pub async fn create(
     let expires_at = now + lifetimes.session;
     let token_expires_at = lifetimes.idle_until(now).min(expires_at);
     let (refresh_token, token_hash) = refresh_token::generate();
-    with_db!(db, write, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at, expires_at, generation)
-             VALUES ($1, $2, $3, $4, $5, $5, $6, 0)",
-        )
-        .bind(id)
-        .bind(new.user.id)
-        .bind(new.device_name)
-        .bind(new.user_agent)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
+    let session: &[Arg] = &[
+        id.into(),
+        new.user.id.into(),
+        new.device_name.into(),
+        new.user_agent.into(),
+        now.into(),
+        expires_at.into(),
+    ];
+    let first_token: &[Arg] = &[
+        token_hash[..].into(),
+        id.into(),
+        now.into(),
+        token_expires_at.into(),
+    ];
+    db.write()
+        .transaction(&[
+            (
+                "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at, expires_at, generation)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, 0)",
+                session,
+            ),
+            (
+                "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                 VALUES ($1, $2, 0, $3, $4)",
+                first_token,
+            ),
+        ])
         .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             VALUES ($1, $2, 0, $3, $4)",
-        )
-        .bind(&token_hash[..])
-        .bind(id)
-        .bind(now)
-        .bind(token_expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-    });
     Ok(Issued {
         session_id: id,
         user: new.user,
@@ -142,59 +144,43 @@ pub enum Ending<'a> {
 /// database: [`crate::state::AppState::end_sessions`] also stops their access tokens.
 #[tracing::instrument(skip(db))]
 pub async fn end(db: &Db, which: Ending<'_>, reason: RevokeReason, now: i64) -> Result<Vec<Uuid>> {
-    let reason = reason.as_str();
-    Ok(with_db!(db, write, |pool| match which {
-        Ending::Session(id) =>
-            sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+    // Each form is its own statement, so that each keeps its index.
+    let (sql, target): (&str, Vec<Arg>) = match which {
+        Ending::Session(id) => (
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE id = $3 AND revoked_at IS NULL
               RETURNING id",
-            )
-            .bind(now)
-            .bind(reason)
-            .bind(id)
-            .fetch_all(pool)
-            .await?,
-        Ending::OfRefreshToken(hash) =>
-            sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+            vec![id.into()],
+        ),
+        Ending::OfRefreshToken(hash) => (
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $3)
                 AND revoked_at IS NULL
               RETURNING id",
-            )
-            .bind(now)
-            .bind(reason)
-            .bind(hash)
-            .fetch_all(pool)
-            .await?,
+            vec![hash.into()],
+        ),
         Ending::UsersSession {
             user_id,
             session_id,
-        } =>
-            sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+        } => (
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1
               RETURNING id",
-            )
-            .bind(now)
-            .bind(reason)
-            .bind(session_id)
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?,
-        Ending::AllOfUser { user_id, except } =>
-            sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+            vec![session_id.into(), user_id.into()],
+        ),
+        Ending::AllOfUser { user_id, except } => (
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
               WHERE user_id = $3 AND revoked_at IS NULL AND ($4 IS NULL OR id <> $4)
               RETURNING id",
-            )
-            .bind(now)
-            .bind(reason)
-            .bind(user_id)
-            .bind(except)
-            .fetch_all(pool)
-            .await?,
-    }))
+            vec![user_id.into(), except.into()],
+        ),
+    };
+    let args: Vec<Arg> = [now.into(), reason.as_str().into()]
+        .into_iter()
+        .chain(target)
+        .collect();
+    let ended: Vec<(Uuid,)> = db.write().fetch_all(sql, &args).await?;
+    Ok(ended.into_iter().map(|(id,)| id).collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -211,8 +197,9 @@ struct SessionRow {
 /// most recently used first. `current` marks the asking session.
 #[tracing::instrument(skip(db))]
 pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Result<Vec<Session>> {
-    let rows: Vec<SessionRow> = with_db!(db, read, |pool| {
-        sqlx::query_as(
+    let rows: Vec<SessionRow> = db
+        .read()
+        .fetch_all(
             "SELECT s.id, s.device_name, s.user_agent, s.created_at, s.last_used_at, s.expires_at
                FROM sessions s
               WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
@@ -220,12 +207,9 @@ pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Res
                              WHERE t.session_id = s.id AND t.generation = s.generation
                                AND t.expires_at > $2)
               ORDER BY s.last_used_at DESC, s.id",
+            &[user_id.into(), now.into()],
         )
-        .bind(user_id)
-        .bind(now)
-        .fetch_all(pool)
-        .await?
-    });
+        .await?;
     Ok(rows
         .into_iter()
         .map(|r| Session {
@@ -244,14 +228,14 @@ pub async fn list_active(db: &Db, user_id: Uuid, current: Uuid, now: i64) -> Res
 /// poll to learn of revocations.
 #[tracing::instrument(skip(db))]
 pub async fn revoked_since(db: &Db, since: i64) -> Result<Vec<(Uuid, i64)>> {
-    Ok(with_db!(db, read, |pool| {
-        sqlx::query_as(
+    let revoked = db
+        .read()
+        .fetch_all(
             "SELECT id, revoked_at FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at >= $1",
+            &[since.into()],
         )
-        .bind(since)
-        .fetch_all(pool)
-        .await?
-    }))
+        .await?;
+    Ok(revoked)
 }
 
 /// What a purge removed.
@@ -267,22 +251,21 @@ pub struct Purged {
 #[tracing::instrument(skip(db))]
 pub async fn purge(db: &Db, now: i64, keep: i64) -> Result<Purged> {
     let cutoff = now - keep;
-    with_db!(db, write, |pool| {
-        let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(cutoff)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        let sessions = sqlx::query(
-            "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+    let write = db.write();
+    let refresh_tokens = write
+        .execute(
+            "DELETE FROM refresh_tokens WHERE expires_at < $1",
+            &[cutoff.into()],
         )
-        .bind(cutoff)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        Ok(Purged {
-            refresh_tokens,
-            sessions,
-        })
+        .await?;
+    let sessions = write
+        .execute(
+            "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+            &[cutoff.into()],
+        )
+        .await?;
+    Ok(Purged {
+        refresh_tokens,
+        sessions,
     })
 }

@@ -3,7 +3,7 @@
 use baton_shared::{User, Username};
 use uuid::Uuid;
 
-use super::{with_db, Db};
+use super::Db;
 use crate::clock::{now_ms, to_datetime};
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 
@@ -54,79 +54,75 @@ struct CredentialsRow {
 
 #[tracing::instrument(skip(db, password_hash))]
 pub async fn create(db: &Db, username: &Username, password_hash: &str) -> Result<User> {
-    let now = now_ms();
-    let id = Uuid::now_v7();
-    let row: UserRow = with_db!(db, write, |pool| {
-        sqlx::query_as(
+    let canonical = username.canonical();
+    let row: UserRow = db
+        .write()
+        .fetch_one(
             "INSERT INTO users (id, username, username_canonical, password_hash, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5)
              RETURNING id, username, created_at",
+            &[
+                Uuid::now_v7().into(),
+                username.as_str().into(),
+                canonical.as_str().into(),
+                password_hash.into(),
+                now_ms().into(),
+            ],
         )
-        .bind(id)
-        .bind(username.as_str())
-        .bind(username.canonical())
-        .bind(password_hash)
-        .bind(now)
-        .fetch_one(pool)
         .await
-    })
-    .on_constraint("users_username_canonical_key", || {
-        Error::client(ErrorCode::UsernameTaken, "this username is taken")
-    })?;
+        .on_constraint("users_username_canonical_key", || {
+            Error::client(ErrorCode::UsernameTaken, "this username is taken")
+        })?;
     Ok(row.into())
 }
 
 #[tracing::instrument(skip(db))]
 pub async fn find_credentials(db: &Db, username: &Username) -> Result<Option<UserCredentials>> {
-    let row: Option<CredentialsRow> = with_db!(db, read, |pool| {
-        sqlx::query_as(
+    let canonical = username.canonical();
+    let row: Option<CredentialsRow> = db
+        .read()
+        .fetch_optional(
             "SELECT id, username, created_at, password_hash FROM users WHERE username_canonical = $1",
+            &[canonical.as_str().into()],
         )
-        .bind(username.canonical())
-        .fetch_optional(pool)
-        .await?
-    });
+        .await?;
     Ok(row.map(|r| UserCredentials {
-        user: User {
-            id: r.id,
-            username: r.username,
-            created_at: to_datetime(r.created_at),
-        },
+        user: user(r.id, r.username, r.created_at),
         password_hash: r.password_hash,
     }))
 }
 
 #[tracing::instrument(skip(db))]
 pub async fn find_password_hash(db: &Db, user_id: Uuid) -> Result<Option<String>> {
-    Ok(with_db!(db, read, |pool| {
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?
-    }))
+    let row: Option<(String,)> = db
+        .read()
+        .fetch_optional(
+            "SELECT password_hash FROM users WHERE id = $1",
+            &[user_id.into()],
+        )
+        .await?;
+    Ok(row.map(|(hash,)| hash))
 }
 
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, user_id: Uuid) -> Result<Option<User>> {
-    let row: Option<UserRow> = with_db!(db, read, |pool| {
-        sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?
-    });
+    let row: Option<UserRow> = db
+        .read()
+        .fetch_optional(
+            "SELECT id, username, created_at FROM users WHERE id = $1",
+            &[user_id.into()],
+        )
+        .await?;
     Ok(row.map(User::from))
 }
 
 #[tracing::instrument(skip(db, password_hash))]
 pub async fn set_password_hash(db: &Db, user_id: Uuid, password_hash: &str) -> Result<()> {
-    with_db!(db, write, |pool| {
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(password_hash)
-            .bind(now_ms())
-            .bind(user_id)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
+    db.write()
+        .execute(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+            &[password_hash.into(), now_ms().into(), user_id.into()],
+        )
+        .await?;
     Ok(())
 }
