@@ -48,6 +48,35 @@ impl FieldErrors {
     }
 }
 
+/// The impls every text newtype shares: `as_str`, and the conversions serde goes
+/// through (`#[serde(try_from = "String", into = "String")]`), which parse on the way in.
+macro_rules! text_newtype {
+    ($($name:ident),*) => {$(
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    )*};
+    (parsed: $($name:ident),*) => {$(
+        impl TryFrom<String> for $name {
+            type Error = &'static str;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+    )*};
+}
+
+text_newtype!(Username, NoteTitle, NoteBody, DeviceName);
+text_newtype!(parsed: Username, NoteTitle, NoteBody);
+
 fn char_count_between(s: &str, min: usize, max: usize) -> bool {
     // Cheap upper bound first: a string of more than 4*max bytes has more than max chars.
     if s.len() > max.saturating_mul(4) {
@@ -86,26 +115,9 @@ impl Username {
         Ok(Self(s.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The case-insensitive form used for uniqueness and lookup.
     pub fn canonical(&self) -> String {
         self.0.to_ascii_lowercase()
-    }
-}
-
-impl TryFrom<String> for Username {
-    type Error = &'static str;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Username> for String {
-    fn from(u: Username) -> String {
-        u.0
     }
 }
 
@@ -188,23 +200,6 @@ impl NoteTitle {
         }
         Ok(Self(s.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for NoteTitle {
-    type Error = &'static str;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<NoteTitle> for String {
-    fn from(t: NoteTitle) -> String {
-        t.0
-    }
 }
 
 /// A note body: up to 16,000 characters; newlines and tabs are fine, other control
@@ -226,23 +221,6 @@ impl NoteBody {
             return Err("must not contain control characters other than newlines and tabs");
         }
         Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for NoteBody {
-    type Error = &'static str;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<NoteBody> for String {
-    fn from(b: NoteBody) -> String {
-        b.0
     }
 }
 
@@ -269,22 +247,12 @@ impl DeviceName {
         }
         Ok(Some(Self(s.to_owned())))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl TryFrom<String> for DeviceName {
     type Error = &'static str;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Self::parse(&s)?.ok_or("is required")
-    }
-}
-
-impl From<DeviceName> for String {
-    fn from(d: DeviceName) -> String {
-        d.0
     }
 }
 

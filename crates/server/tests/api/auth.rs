@@ -132,11 +132,7 @@ async fn login_refuses_wrong_password_and_unknown_user_alike(backend: Backend) {
     .await;
     assert_error(app.login("alice", "").await, 400, ErrorCode::InvalidInput).await;
     // No session was created by the failures.
-    assert_eq!(
-        app.count_where("sessions", "user_id = $1", alice.user.id)
-            .await,
-        0
-    );
+    assert_eq!(app.sessions_of(alice.user.id).await, 0);
 }
 
 async fn login_records_device_and_user_agent(backend: Backend) {

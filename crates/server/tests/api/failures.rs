@@ -106,8 +106,7 @@ async fn sqlite_locked_by_another_process() {
     wait_healthy(&app, Duration::from_secs(10)).await;
     let bob = app.login_ok("bob").await;
     assert_eq!(
-        app.count_where("sessions", "user_id = $1", bob.user.id)
-            .await,
+        app.sessions_of(bob.user.id).await,
         1,
         "only the login made after the lock"
     );
@@ -143,12 +142,12 @@ async fn errors_never_leak_internals() {
     let app = spawn_app(Backend::Sqlite).await;
     let pair = app.signup("alice").await;
     // Break the schema under the running server: queries on notes now fail.
-    if let baton_server::store::Db::Sqlite { writer, .. } = &app.state.db {
-        sqlx::query("DROP TABLE notes")
-            .execute(writer)
-            .await
-            .unwrap();
-    }
+    app.state
+        .db
+        .write()
+        .execute("DROP TABLE notes", &[])
+        .await
+        .unwrap();
     let r = app
         .post(
             "/api/notes",

@@ -1,4 +1,5 @@
-//! Brute-force limits, security headers, CORS and edge limits (issue: hardening).
+//! Brute-force limits, security headers, CORS and edge limits: what keeps a hostile
+//! client from guessing passwords, framing pages or flooding the server.
 
 use baton_shared::ErrorCode;
 use reqwest::StatusCode;

@@ -1,23 +1,22 @@
 //! Test harness: `spawn_app(backend)` starts the real application on port 0 against a
 //! fresh database, and `TestApp` has one helper per endpoint.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_server::config::Config;
+use baton_server::store::Arg;
 use baton_server::{AppState, Application};
 use baton_shared::{ApiError, ErrorCode, TokenPair};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -41,13 +40,6 @@ impl Backend {
             return None;
         };
         Some(Backend::Postgres(new_postgres_database(&admin_url).await))
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
     }
 }
 
@@ -203,36 +195,38 @@ impl TestApp {
         .await
     }
 
-    pub async fn post(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
-        let mut req = self.client.post(self.url(path)).json(body);
+    /// Sends one request: a JSON body if given, a Bearer token if given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&str>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
         req.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        self.send(Method::POST, path, Some(body), bearer).await
     }
 
     pub async fn put(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
-        let mut req = self.client.put(self.url(path)).json(body);
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("request sent")
+        self.send(Method::PUT, path, Some(body), bearer).await
     }
 
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
-        let mut req = self.client.get(self.url(path));
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("request sent")
+        self.send(Method::GET, path, None, bearer).await
     }
 
     pub async fn delete(&self, path: &str, bearer: Option<&str>) -> Response {
-        let mut req = self.client.delete(self.url(path));
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("request sent")
+        self.send(Method::DELETE, path, None, bearer).await
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Response {
@@ -294,21 +288,48 @@ impl TestApp {
         r.json().await.expect("a token pair")
     }
 
-    /// Number of rows of a table matching a `WHERE` clause (with `$1` bound to a uuid).
-    pub async fn count_where(&self, table: &str, where_clause: &str, id: uuid::Uuid) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {where_clause}");
-        match &self.state.db {
-            baton_server::store::Db::Sqlite { writer, .. } => sqlx::query_scalar(&sql)
-                .bind(id)
-                .fetch_one(writer)
-                .await
-                .unwrap(),
-            baton_server::store::Db::Postgres(pool) => sqlx::query_scalar(&sql)
-                .bind(id)
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-        }
+    /// How many sessions the user has, live or not.
+    pub async fn sessions_of(&self, user_id: Uuid) -> i64 {
+        self.count(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+            &[user_id.into()],
+        )
+        .await
+    }
+
+    /// How many refresh tokens the session has issued.
+    pub async fn refresh_tokens_of(&self, session_id: Uuid) -> i64 {
+        self.count(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = $1",
+            &[session_id.into()],
+        )
+        .await
+    }
+
+    /// How many refresh tokens of one generation the session has.
+    pub async fn refresh_tokens_of_generation(&self, session_id: Uuid, generation: i64) -> i64 {
+        self.count(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = $1 AND generation = $2",
+            &[session_id.into(), generation.into()],
+        )
+        .await
+    }
+
+    /// Every stored refresh-token hash.
+    pub async fn stored_refresh_token_hashes(&self) -> Vec<Vec<u8>> {
+        let rows: Vec<(Vec<u8>,)> = self
+            .state
+            .db
+            .write()
+            .fetch_all("SELECT token_hash FROM refresh_tokens", &[])
+            .await
+            .unwrap();
+        rows.into_iter().map(|(hash,)| hash).collect()
+    }
+
+    async fn count(&self, sql: &str, args: &[Arg<'_>]) -> i64 {
+        let (n,): (i64,) = self.state.db.write().fetch_one(sql, args).await.unwrap();
+        n
     }
 }
 
@@ -423,10 +444,6 @@ pub fn postgres_addr(url: &str) -> SocketAddr {
 pub fn with_host(url: &str, addr: SocketAddr) -> String {
     let old = postgres_addr(url);
     url.replacen(&old.to_string(), &addr.to_string(), 1)
-}
-
-pub fn data_path(dir: &TempDir, name: &str) -> PathBuf {
-    dir.path().join(name)
 }
 
 /// Decodes the claims of a JWT without verifying it (to inspect what was issued).

@@ -42,11 +42,7 @@ async fn refresh_rotates_the_token(backend: Backend) {
     assert_eq!(app.me(&second.access_token).await.status(), StatusCode::OK);
     let third = app.refresh_ok(&second.refresh_token).await;
     assert_eq!(third.session_id, first.session_id);
-    assert_eq!(
-        app.count_where("refresh_tokens", "session_id = $1", first.session_id)
-            .await,
-        3
-    );
+    assert_eq!(app.refresh_tokens_of(first.session_id).await, 3);
 }
 
 async fn reuse_after_the_grace_window_revokes_the_whole_session(backend: Backend) {
@@ -207,12 +203,7 @@ async fn fifty_concurrent_refreshes_one_winner(backend: Backend) {
     }
     assert_eq!((ok, refused), (1, 49));
     assert_eq!(
-        app.count_where(
-            "refresh_tokens",
-            "session_id = $1 AND generation = 1",
-            pair.session_id
-        )
-        .await,
+        app.refresh_tokens_of_generation(pair.session_id, 1).await,
         1,
         "exactly one child token"
     );
@@ -254,19 +245,6 @@ async fn refresh_tokens_are_stored_only_as_hashes(backend: Backend) {
     let app = spawn_app(backend).await;
     let pair = app.signup("alice").await;
     let hash = baton_server::refresh_token::hash(&pair.refresh_token);
-    let stored: Vec<Vec<u8>> = match &app.state.db {
-        baton_server::store::Db::Sqlite { writer, .. } => {
-            sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
-                .fetch_all(writer)
-                .await
-                .unwrap()
-        }
-        baton_server::store::Db::Postgres(pool) => {
-            sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
-                .fetch_all(pool)
-                .await
-                .unwrap()
-        }
-    };
+    let stored = app.stored_refresh_token_hashes().await;
     assert_eq!(stored, vec![hash.to_vec()]);
 }
