@@ -75,10 +75,14 @@ pub async fn rotate(
     lifetimes: &Lifetimes,
     now: i64,
 ) -> Result<Rotation> {
-    let (refresh_token, successor) = refresh_token::generate();
-    let idle_until = lifetimes.idle_until(now);
+    let (refresh_token, hash) = refresh_token::generate();
+    let next = Next {
+        hash: &hash,
+        now,
+        until: lifetimes.idle_until(now),
+    };
     // The common case, a live session's current token, is one statement.
-    if let Some(row) = advance(db, presented, &successor, now, idle_until).await? {
+    if let Some(row) = advance(db, presented, next).await? {
         return Ok(Rotation::Rotated(row.issued(refresh_token)));
     }
     // Anything else: find out what the token is now.
@@ -90,14 +94,12 @@ pub async fn rotate(
         match judge(&token, lifetimes, now) {
             Judgement::Final(rotation) => return Ok(rotation),
             Judgement::Current => {
-                if let Some(row) = advance(db, presented, &successor, now, idle_until).await? {
+                if let Some(row) = advance(db, presented, next).await? {
                     return Ok(Rotation::Rotated(row.issued(refresh_token)));
                 }
             }
             Judgement::InGrace => {
-                if let Some(expires_at) =
-                    add_sibling(db, &token, &successor, now, idle_until).await?
-                {
+                if let Some(expires_at) = add_sibling(db, &token, next).await? {
                     return Ok(Rotation::Sibling(Issued {
                         session_id: token.session_id,
                         user: token.user(),
@@ -171,16 +173,19 @@ impl Advanced {
     }
 }
 
-/// When `presented` is its session's current, unexpired token and the session is live:
-/// inserts `successor` as the first token of the next generation and moves the session
-/// to it, in one statement. `None`, and nothing changed, otherwise.
-async fn advance(
-    db: &Db,
-    presented: &[u8],
-    successor: &[u8],
+/// The token a presentation issues if it may: its hash, when (`created_at`), and until
+/// when it may stay unused (`$3` of the statements, capped there at the session's end).
+#[derive(Clone, Copy)]
+struct Next<'a> {
+    hash: &'a [u8],
     now: i64,
-    idle_until: i64,
-) -> Result<Option<Advanced>> {
+    until: i64,
+}
+
+/// When `presented` is its session's current, unexpired token and the session is live:
+/// inserts `next` as the first token of the next generation and moves the session
+/// to it, in one statement. `None`, and nothing changed, otherwise.
+async fn advance(db: &Db, presented: &[u8], next: Next<'_>) -> Result<Option<Advanced>> {
     let sql = if db.is_sqlite() {
         // The trigger moves the session on. `RETURNING` sees only the inserted row,
         // hence the subqueries for the user.
@@ -217,24 +222,18 @@ async fn advance(
            JOIN users u ON u.id = a.user_id"
     };
     let args = [
-        successor.into(),
-        now.into(),
-        idle_until.into(),
+        next.hash.into(),
+        next.now.into(),
+        next.until.into(),
         presented.into(),
     ];
     Ok(db.write().fetch_optional(sql, &args).await?)
 }
 
 /// When the session is still at the generation `token` saw and live: inserts
-/// `successor` as another token of that generation, in one statement, and returns its
+/// `next` as another token of that generation, in one statement, and returns its
 /// expiry. `None`, and nothing changed, when the session moved on or ended meanwhile.
-async fn add_sibling(
-    db: &Db,
-    token: &Found,
-    successor: &[u8],
-    now: i64,
-    idle_until: i64,
-) -> Result<Option<i64>> {
+async fn add_sibling(db: &Db, token: &Found, next: Next<'_>) -> Result<Option<i64>> {
     let sql = if db.is_sqlite() {
         // The trigger marks the session used.
         "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
@@ -250,12 +249,13 @@ async fn add_sibling(
          SELECT $1, id, generation, $2, expires_at FROM touched
          RETURNING expires_at"
     };
+    let (session, generation) = (token.session_id, token.session_generation);
     let args = [
-        successor.into(),
-        now.into(),
-        idle_until.into(),
-        token.session_id.into(),
-        token.session_generation.into(),
+        next.hash.into(),
+        next.now.into(),
+        next.until.into(),
+        session.into(),
+        generation.into(),
     ];
     let issued: Option<(i64,)> = db.write().fetch_optional(sql, &args).await?;
     Ok(issued.map(|(expires_at,)| expires_at))

@@ -161,6 +161,11 @@ fn hs256_refusals() {
         assert_eq!(tokens.verify(&token), Err(BearerError::Invalid), "{name}");
     }
 
+    // These claims, well signed with the right header.
+    let verify_claims = |c: &serde_json::Value| {
+        let h = header(Algorithm::HS256, Some("at+jwt"), Some(&kid));
+        tokens.verify(&forge(&tokens, h, c, &key))
+    };
     for (claim, value) in [
         ("iss", serde_json::json!("someone-else")),
         ("aud", serde_json::json!("other-app")),
@@ -168,14 +173,8 @@ fn hs256_refusals() {
     ] {
         let mut c = claims(60);
         c[claim] = value;
-        let t = forge(
-            &tokens,
-            header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
-            &c,
-            &key,
-        );
         assert_eq!(
-            tokens.verify(&t),
+            verify_claims(&c),
             Err(BearerError::Invalid),
             "wrong {claim}"
         );
@@ -183,14 +182,8 @@ fn hs256_refusals() {
     for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti"] {
         let mut c = claims(60);
         c.as_object_mut().unwrap().remove(claim);
-        let t = forge(
-            &tokens,
-            header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
-            &c,
-            &key,
-        );
         assert_eq!(
-            tokens.verify(&t),
+            verify_claims(&c),
             Err(BearerError::Invalid),
             "missing {claim}"
         );

@@ -269,6 +269,22 @@ impl TestApp {
         self.get("/api/me", Some(access_token)).await
     }
 
+    /// Asserts that refreshing with `refresh_token` is refused: 401 with `code`.
+    pub async fn refresh_refused(&self, refresh_token: &str, code: ErrorCode) {
+        assert_error(self.refresh(refresh_token).await, 401, code).await;
+    }
+
+    /// Asserts that `GET /api/me` with `access_token` is refused: 401 with `code`.
+    pub async fn me_refused(&self, access_token: &str, code: ErrorCode) {
+        assert_error(self.me(access_token).await, 401, code).await;
+    }
+
+    /// The JWK set the server publishes.
+    pub async fn jwks(&self) -> Value {
+        let r = self.get("/.well-known/jwks.json", None).await;
+        r.json().await.expect("a JWK set")
+    }
+
     /// Registers `username` and logs in: the pair of a fresh session.
     pub async fn signup(&self, username: &str) -> TokenPair {
         let r = self.register(username, PASSWORD).await;

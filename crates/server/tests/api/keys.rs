@@ -40,18 +40,9 @@ async fn rotation_keeps_old_tokens_until_they_expire(backend: Backend) {
     // Past its expiry (and past the old key's time in the JWKS): "expired", so the
     // client refreshes instead of logging the user out.
     tokio::time::sleep(Duration::from_millis(3_100)).await;
-    assert_error(
-        app.me(&old.access_token).await,
-        401,
-        ErrorCode::TokenExpired,
-    )
-    .await;
-    let jwks: serde_json::Value = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    app.me_refused(&old.access_token, ErrorCode::TokenExpired)
+        .await;
+    let jwks: serde_json::Value = app.jwks().await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -81,7 +72,7 @@ async fn rotation_keeps_old_tokens_until_they_expire(backend: Backend) {
         parts[1],
         parts[2]
     );
-    assert_error(app.me(&forged).await, 401, ErrorCode::TokenInvalid).await;
+    app.me_refused(&forged, ErrorCode::TokenInvalid).await;
 }
 
 async fn rotation_with_an_activation_delay(backend: Backend) {
@@ -91,12 +82,7 @@ async fn rotation_with_an_activation_delay(backend: Backend) {
     let key = app.state.keys.rotate(&app.state.db, 1_500).await.unwrap();
     app.state.sync_once().await.unwrap();
     // Published at once, signing only after the delay.
-    let jwks: serde_json::Value = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = app.jwks().await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     let during = app.login_ok("alice").await;
     assert_eq!(jwt_parts(&during.access_token).0["kid"], old_kid);

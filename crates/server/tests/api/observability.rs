@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -112,61 +112,55 @@ async fn secrets_never_reach_the_logs() {
     }
     let password = "Sup3r-Secret-Passw0rd";
     let new_password = "An0ther-Secret-Passw0rd";
-    client
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({"username": "alice", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": "alice", "password": "Wrong-Secret-Passw0rd"}))
-        .send()
-        .await
-        .unwrap();
-    let pair: baton_shared::TokenPair = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": "alice", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let next: baton_shared::TokenPair = client
-        .post(format!("{base}/api/auth/refresh"))
-        .json(&json!({"refresh_token": pair.refresh_token}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    client
-        .get(format!("{base}/api/me"))
-        .bearer_auth(&next.access_token)
-        .send()
-        .await
-        .unwrap();
-    client
-        .put(format!("{base}/api/me/password"))
-        .bearer_auth(&next.access_token)
-        .json(&json!({"current_password": password, "new_password": new_password}))
-        .send()
-        .await
-        .unwrap();
-    client
-        .post(format!("{base}/api/auth/refresh"))
-        .json(&json!({"refresh_token": pair.refresh_token}))
-        .send()
-        .await
-        .unwrap();
-    client
-        .post(format!("{base}/api/auth/logout"))
-        .json(&json!({"refresh_token": next.refresh_token}))
-        .send()
-        .await
-        .unwrap();
+    // One request; its JSON answer (null when it has none).
+    let send = |method: reqwest::Method,
+                path: &str,
+                bearer: Option<&str>,
+                body: Option<serde_json::Value>| {
+        let mut req = client.request(method, format!("{base}{path}"));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        async move {
+            let answer = req.send().await.unwrap();
+            answer.json::<serde_json::Value>().await.unwrap_or_default()
+        }
+    };
+    let credentials = json!({"username": "alice", "password": password});
+    send(
+        Method::POST,
+        "/api/auth/register",
+        None,
+        Some(credentials.clone()),
+    )
+    .await;
+    let wrong = json!({"username": "alice", "password": "Wrong-Secret-Passw0rd"});
+    send(Method::POST, "/api/auth/login", None, Some(wrong)).await;
+    let pair: baton_shared::TokenPair = serde_json::from_value(
+        send(Method::POST, "/api/auth/login", None, Some(credentials)).await,
+    )
+    .unwrap();
+    let refresh = json!({"refresh_token": pair.refresh_token});
+    let next: baton_shared::TokenPair = serde_json::from_value(
+        send(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(refresh.clone()),
+        )
+        .await,
+    )
+    .unwrap();
+    let access = Some(next.access_token.as_str());
+    send(Method::GET, "/api/me", access, None).await;
+    let change = json!({"current_password": password, "new_password": new_password});
+    send(Method::PUT, "/api/me/password", access, Some(change)).await;
+    send(Method::POST, "/api/auth/refresh", None, Some(refresh)).await;
+    let logout = json!({"refresh_token": next.refresh_token});
+    send(Method::POST, "/api/auth/logout", None, Some(logout)).await;
 
     // SIGTERM: a graceful stop.
     Command::new("kill")

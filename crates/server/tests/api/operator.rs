@@ -104,12 +104,8 @@ async fn operator_commands_drive_a_running_server(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_error(
-        app.refresh(&dora.refresh_token).await,
-        401,
-        ErrorCode::SessionRevoked,
-    )
-    .await;
+    app.refresh_refused(&dora.refresh_token, ErrorCode::SessionRevoked)
+        .await;
 
     // keys rotate / list: the running server signs with the new key.
     let out = stdout(&baton(&app, &["keys", "rotate"], None));
