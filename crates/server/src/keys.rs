@@ -9,21 +9,22 @@
 //!
 //! HS256 keys are the configured shared secret(s) instead.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::rngs::OsRng;
 use rand::RngCore;
+use zeroize::Zeroizing;
 
 use crate::clock::now_ms;
 use crate::config::{hs256_secret_problem, Config, JwtAlgorithm};
+use crate::files::{create_private_file, read_key_file};
 use crate::store::keys::KeyRow;
 use crate::store::{self, Db};
 
 mod master;
 mod ring;
 
-use master::create_private_file;
 pub use master::MasterKey;
 pub use ring::{ed25519_kid, new_ed25519_key, JwkSet, KeyRing};
 
@@ -33,8 +34,8 @@ pub const ALG_EDDSA: &str = "EdDSA";
 pub enum KeySource {
     Database(Box<MasterKey>),
     Secrets {
-        current: Vec<u8>,
-        previous: Vec<Vec<u8>>,
+        current: Zeroizing<Vec<u8>>,
+        previous: Vec<Zeroizing<Vec<u8>>>,
     },
 }
 
@@ -46,19 +47,16 @@ impl KeySource {
             JwtAlgorithm::EdDsa => Ok(KeySource::Database(Box::new(MasterKey::load(config)?))),
             JwtAlgorithm::Hs256 => {
                 let current = match &config.keys.jwt_secret {
-                    Some(secret) => secret.expose().as_bytes().to_vec(),
+                    Some(secret) => Zeroizing::new(secret.expose().as_bytes().to_vec()),
                     None => {
                         let path = config.data_dir.join("jwt-secret");
                         if !path.exists() {
-                            let mut bytes = [0u8; 32];
-                            OsRng.fill_bytes(&mut bytes);
-                            create_private_file(&path, &URL_SAFE_NO_PAD.encode(bytes))?;
+                            let mut bytes = Zeroizing::new([0u8; 32]);
+                            OsRng.fill_bytes(&mut *bytes);
+                            let text = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
+                            create_private_file(&path, text.as_bytes())?;
                         }
-                        std::fs::read_to_string(&path)
-                            .with_context(|| format!("cannot read {}", path.display()))?
-                            .trim()
-                            .as_bytes()
-                            .to_vec()
+                        Zeroizing::new(read_key_file(&path)?.trim().as_bytes().to_vec())
                     }
                 };
                 if let Some(problem) = hs256_secret_problem(&current) {
@@ -68,7 +66,7 @@ impl KeySource {
                     .keys
                     .jwt_previous_secrets
                     .iter()
-                    .map(|s| s.expose().as_bytes().to_vec())
+                    .map(|s| Zeroizing::new(s.expose().as_bytes().to_vec()))
                     .collect();
                 Ok(KeySource::Secrets { current, previous })
             }
@@ -79,7 +77,7 @@ impl KeySource {
     pub async fn load(&self, db: &Db, verify_after_replaced: i64) -> anyhow::Result<KeyRing> {
         match self {
             KeySource::Secrets { current, previous } => {
-                let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
+                let previous: Vec<&[u8]> = previous.iter().map(|s| s.as_slice()).collect();
                 Ok(KeyRing::from_secrets(current, &previous))
             }
             KeySource::Database(master) => {

@@ -100,12 +100,41 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::from_fn(screen_request_id))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
         .layer(middleware::from_fn(security::limit_header_size))
         .with_state(state)
+}
+
+/// Longest incoming `x-request-id` kept.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Middleware: an incoming `x-request-id` is kept only when it is one short token-like
+/// value (1 to [`MAX_REQUEST_ID`] of `A-Z a-z 0-9 - _ . : ~ + / =`); otherwise it is
+/// dropped and the next layer makes a new one. Every log line of the request repeats
+/// the id, so it must not be able to forge a field (spaces, quotes) or flood a line.
+async fn screen_request_id(mut req: Request, next: Next) -> Response {
+    let mut values = req.headers().get_all(&REQUEST_ID).iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(value), None) => is_token_like(value.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+fn is_token_like(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'_' | b'.' | b':' | b'~' | b'+' | b'/' | b'=')
+        })
 }
 
 async fn not_found() -> Error {

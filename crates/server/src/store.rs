@@ -66,12 +66,14 @@ impl Db {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
                 .pragma("temp_store", "memory");
-            if let Some(parent) = options.get_filename().parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).with_context(|| {
-                        format!("cannot create the database directory {}", parent.display())
-                    })?;
-                }
+            // Readable by this user only: the directory 0700, the file 0600 (SQLite
+            // gives its -wal and -shm files the mode of the database file).
+            let path = options.get_filename();
+            if let Some(parent) = path.parent() {
+                crate::files::create_private_dir(parent)?;
+            }
+            if path != std::path::Path::new(":memory:") && !path.exists() {
+                crate::files::create_private_file(path, b"")?;
             }
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)

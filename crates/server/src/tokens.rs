@@ -125,8 +125,7 @@ impl AccessTokens {
             .get(token)
             .cloned();
         if let Some(claims) = cached {
-            // Same rule as jsonwebtoken's: expired once `exp` is before now - leeway.
-            if claims.exp < now_secs - self.leeway_secs {
+            if self.is_expired(claims.exp, now_secs) {
                 self.verified
                     .write()
                     .expect("verified-token cache lock")
@@ -140,7 +139,7 @@ impl AccessTokens {
         if cache.len() >= VERIFIED_CACHE_CAPACITY {
             // Drop what has expired; if that is not enough, start over (the next
             // request of each client verifies its token once more).
-            cache.retain(|_, c| c.exp >= now_secs - self.leeway_secs);
+            cache.retain(|_, c| !self.is_expired(c.exp, now_secs));
             if cache.len() >= VERIFIED_CACHE_CAPACITY {
                 cache.clear();
             }
@@ -163,10 +162,20 @@ impl AccessTokens {
         let ring = self.ring();
         let key = ring.verifying_key(kid).ok_or(BearerError::Invalid)?;
         match jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation) {
+            Ok(data) if self.is_expired(data.claims.exp, now_ms().div_euclid(1000)) => {
+                Err(BearerError::Expired)
+            }
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(BearerError::Expired),
             Err(_) => Err(BearerError::Invalid),
         }
+    }
+
+    /// `exp` is exclusive (RFC 7519 section 4.1.4: "on or after" it, the token must
+    /// not be accepted), after the configured leeway. jsonwebtoken's own check lets
+    /// `exp == now` through, so this one runs after it, and on every cache hit.
+    fn is_expired(&self, exp: i64, now_secs: i64) -> bool {
+        exp <= now_secs - self.leeway_secs
     }
 
     /// Signs and verifies one token: run at start-up so that a broken key or crypto

@@ -3,14 +3,17 @@
 use std::fmt;
 use std::str::FromStr;
 
+use zeroize::Zeroizing;
+
 /// A secret read from configuration. It never prints: `Debug` and `Display` show
-/// `[redacted]`, and the value is only reachable through [`Secret::expose`].
+/// `[redacted]`, and the value is only reachable through [`Secret::expose`]. Its memory
+/// is wiped when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Zeroizing::new(value.into()))
     }
 
     pub fn expose(&self) -> &str {
@@ -33,6 +36,6 @@ impl fmt::Display for Secret {
 impl FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
+        Ok(Self::new(s))
     }
 }

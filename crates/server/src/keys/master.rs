@@ -1,8 +1,6 @@
 //! The master key: 32 bytes that seal the private signing keys stored in the database
 //! (AES-256-GCM, the key id bound as associated data), and never touch it themselves.
 
-use std::path::Path;
-
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::{bail, Context};
@@ -10,10 +8,13 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rand::rngs::OsRng;
 use rand::RngCore;
+use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::files::{create_private_file, read_key_file};
 
-/// 32 bytes that seal the private signing keys stored in the database.
+/// 32 bytes that seal the private signing keys stored in the database. The cipher
+/// wipes its key schedule when dropped (the `zeroize` features of aes-gcm's parts).
 pub struct MasterKey(Aes256Gcm);
 
 impl std::fmt::Debug for MasterKey {
@@ -24,10 +25,12 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_base64(text: &str) -> anyhow::Result<Self> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim()))
-            .context("the master key is not base64")?;
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim()))
+                .context("the master key is not base64")?,
+        );
         if bytes.len() != 32 {
             bail!("the master key must be 32 bytes (base64 of 32 random bytes)");
         }
@@ -38,30 +41,27 @@ impl MasterKey {
 
     /// A new random master key, as base64 (what `keys generate-master` prints).
     pub fn generate_base64() -> String {
-        let mut bytes = [0u8; 32];
-        OsRng.fill_bytes(&mut bytes);
-        STANDARD.encode(bytes)
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut *bytes);
+        STANDARD.encode(*bytes)
     }
 
     /// From configuration, or else from `<data_dir>/master.key`, created on first
-    /// start ([`Config::validate`] allows that only in development).
+    /// start ([`Config::validate`] allows that only in development). A key file that
+    /// others can read is refused.
     pub(super) fn load(config: &Config) -> anyhow::Result<Self> {
         if let Some(key) = &config.keys.master_key {
             return Self::from_base64(key.expose());
         }
         if let Some(path) = &config.keys.master_key_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the master key file {}", path.display()))?;
-            return Self::from_base64(&text);
+            return Self::from_base64(&read_key_file(path)?);
         }
         let path = config.data_dir.join("master.key");
         if !path.exists() {
-            create_private_file(&path, &Self::generate_base64())?;
+            create_private_file(&path, Self::generate_base64().as_bytes())?;
             tracing::info!(path = %path.display(), "created a development master key");
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::from_base64(&text)
+        Self::from_base64(&read_key_file(&path)?)
     }
 
     pub(super) fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
@@ -82,37 +82,18 @@ impl MasterKey {
         out
     }
 
-    pub(super) fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub(super) fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < 12 {
             bail!("sealed key {kid} is truncated");
         }
         let (nonce, ciphertext) = sealed.split_at(12);
         self.0
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: kid.as_bytes() })
+            .map(Zeroizing::new)
             .map_err(|_| {
                 anyhow::anyhow!("cannot open signing key {kid}: the master key does not match the one it was sealed with")
             })
     }
-}
-
-pub(super) fn create_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -127,7 +108,7 @@ mod tests {
     fn sealed_keys_open_only_with_their_master_key_and_kid() {
         let m = master();
         let sealed = m.seal("kid-1", b"private");
-        assert_eq!(m.open("kid-1", &sealed).unwrap(), b"private");
+        assert_eq!(m.open("kid-1", &sealed).unwrap().as_slice(), b"private");
         assert!(
             m.open("kid-2", &sealed).is_err(),
             "kid is bound as associated data"

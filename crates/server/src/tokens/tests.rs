@@ -258,3 +258,27 @@ fn a_refresh_token_is_never_an_access_token() {
     let (token, _) = crate::refresh_token::generate();
     assert_eq!(eddsa().verify(&token), Err(BearerError::Invalid));
 }
+
+#[test]
+fn a_token_is_expired_at_its_exp() {
+    let tokens = hs256(SECRET);
+    let kid = tokens.ring().published_kids(0)[0].to_owned();
+    let key = EncodingKey::from_secret(SECRET);
+    loop {
+        let now = now_ms().div_euclid(1000);
+        let mut c = claims(0);
+        (c["iat"], c["exp"]) = (serde_json::json!(now - 60), serde_json::json!(now));
+        let token = forge(
+            &tokens,
+            header(Algorithm::HS256, Some("at+jwt"), Some(&kid)),
+            &c,
+            &key,
+        );
+        let verdict = tokens.verify(&token);
+        // Judged within the second it names: `exp` is exclusive.
+        if now_ms().div_euclid(1000) == now {
+            assert_eq!(verdict, Err(BearerError::Expired));
+            return;
+        }
+    }
+}

@@ -278,3 +278,35 @@ async fn edge_limits() {
     assert!(start.elapsed() < std::time::Duration::from_millis(500));
     assert_eq!(app.me(&t).await.status(), StatusCode::OK);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app_with(Backend::Sqlite, |c| c.data_dir = c.data_dir.join("data")).await;
+    app.signup("alice").await;
+    let dir = app.config.data_dir.clone();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    for file in ["baton.db", "baton.db-wal", "baton.db-shm", "master.key"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_master_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let key_file = dir.path().join("master.key");
+    std::fs::write(&key_file, baton_server::keys::MasterKey::generate_base64()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut config = test_config(&Backend::Sqlite, &dir);
+    config.keys.master_key_file = Some(key_file);
+    let err = baton_server::Application::build(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("readable"), "{err:#}");
+}

@@ -1,7 +1,9 @@
 //! Test harness: `spawn_app(backend)` starts the real application on port 0 against a
 //! fresh database, and `TestApp` has one helper per endpoint.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -477,4 +479,41 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let header = decode(parts.next().unwrap());
     let claims = decode(parts.next().unwrap());
     (header, claims)
+}
+
+/// Runs `baton-server <args>` on the app's database and data directory.
+pub fn baton(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-server"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BATON_DATA_DIR", app.data_dir.path())
+        .env("BATON_KEY_ACTIVATION_DELAY", "0")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Backend::Postgres(url) = &app.backend {
+        cmd.env("DATABASE_URL", url);
+    }
+    let mut child = cmd.spawn().expect("run baton-server");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
 }

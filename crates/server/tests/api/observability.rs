@@ -199,3 +199,27 @@ async fn secrets_never_reach_the_logs() {
         assert!(!log.contains(secret), "a secret reached the log: {secret}");
     }
 }
+
+#[tokio::test]
+async fn only_a_short_token_like_request_id_is_kept() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let long = "a".repeat(65);
+    // Spaces and `=` would forge fields in the pretty log format; a long id floods it.
+    for bad in [
+        "abc request_id=forged user_id=0",
+        "",
+        "quote\"d",
+        long.as_str(),
+    ] {
+        let r = app
+            .client
+            .get(app.url("/api/health"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(id, bad);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh id, not {id:?}");
+    }
+}

@@ -1,8 +1,7 @@
 //! The operator commands of the server binary, against the database of a running
 //! server: what they change, the running server honours.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use baton_shared::ErrorCode;
@@ -12,43 +11,6 @@ use crate::db_tests;
 use crate::helpers::*;
 
 db_tests!(operator_commands_drive_a_running_server);
-
-/// Runs `baton-server <args>` on the app's database and data directory.
-fn baton(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-server"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BATON_DATA_DIR", app.data_dir.path())
-        .env("BATON_KEY_ACTIVATION_DELAY", "0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Backend::Postgres(url) = &app.backend {
-        cmd.env("DATABASE_URL", url);
-    }
-    let mut child = cmd.spawn().expect("run baton-server");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 async fn operator_commands_drive_a_running_server(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
