@@ -44,8 +44,8 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Reads a file that holds a key, refusing one that users other than its owner's
-/// group may read or write (`chmod 600` it).
+/// Reads a file that holds a key, refusing one that others (neither its owner nor its
+/// group) may read or write: `chmod 600` it.
 pub fn read_key_file(path: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
     #[cfg(unix)]
     {
