@@ -1,19 +1,22 @@
 //! The browser runtime: the session in memory, kept equal to `localStorage` across
-//! tabs, the single-flight refresh, and the listeners and timer that drive it.
+//! tabs, the calls that use it, and the refresh machine ([`crate::refresh`], driven by
+//! [`driver`]) with the page events and timers that feed it.
 //!
-//! A browser tab runs one thread, so the state is a thread-local with `RefCell`s;
-//! no borrow is ever held across an `.await` or a call out to listeners.
+//! A browser tab runs one thread, so all of the runtime's state is one thread-local
+//! [`Runtime`] with `RefCell`s; no borrow is ever held across an `.await` or a call out
+//! to listeners.
 
+mod driver;
 mod events;
 mod http;
 mod lock;
-mod refresh;
 mod storage;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use baton_shared::TokenPair;
+use gloo_timers::callback::Timeout;
 use uuid::Uuid;
 
 use crate::error::{classify_api_answer, error_from_answer, ApiVerdict, ClientError};
@@ -23,7 +26,7 @@ use crate::status::{
 use crate::stored::StoredSession;
 use crate::{nav, Answer, Config, Method, Subscription};
 
-pub(crate) use refresh::retry_now;
+pub(crate) use driver::retry_now;
 
 #[derive(Default)]
 struct Runtime {
@@ -37,6 +40,12 @@ struct Runtime {
     /// another tab (possible where only the `localStorage` lease coordinates tabs) is
     /// removed again instead of adopted.
     ended: RefCell<Vec<Uuid>>,
+    /// The refresh protocol's state, with the callers waiting for its outcome.
+    refresh: RefCell<driver::Machine>,
+    /// The proactive refresh, armed for the session in memory.
+    refresh_timer: RefCell<Option<Timeout>>,
+    /// The end of the refresh machine's backoff.
+    backoff_timer: RefCell<Option<Timeout>>,
 }
 
 thread_local! {
@@ -238,7 +247,7 @@ pub(crate) async fn send_authed(
     let config = config();
     let mut session = session().ok_or(ClientError::NotLoggedIn)?;
     if !session.access_usable(now_ms()) {
-        refresh::refresh_after(&session.access_token).await?;
+        driver::refresh_after(&session.access_token).await?;
         session = self::session().ok_or(ClientError::SessionEnded)?;
     }
     let mut retried = false;
@@ -258,7 +267,7 @@ pub(crate) async fn send_authed(
         match classify_api_answer(answer.status, Some(error.code)) {
             ApiVerdict::RefreshAndRetry if !retried => {
                 retried = true;
-                refresh::refresh_after(&session.access_token).await?;
+                driver::refresh_after(&session.access_token).await?;
                 session = self::session().ok_or(ClientError::SessionEnded)?;
             }
             ApiVerdict::EndSession(code) => {

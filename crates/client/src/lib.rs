@@ -8,7 +8,8 @@
 //!   refreshes and retries the call once. Concurrent calls share one refresh, and a
 //!   Web Lock (or a `localStorage` lease where Web Locks are missing) lets one tab at a
 //!   time refresh; a tab that waited re-reads the storage and uses what another tab
-//!   obtained, waiting for it first if the storage has not caught up (see [`handoff`]).
+//!   obtained, waiting for it first if the storage has not caught up. The protocol is
+//!   one state machine, [`refresh`].
 //!   The refresh call itself is never retried on 401, so nothing can loop.
 //! - Tokens are refreshed ahead of expiry while the page is visible, and when it
 //!   becomes visible again after sleep.
@@ -31,9 +32,9 @@
 pub mod api;
 mod config;
 mod error;
-pub mod handoff;
 pub mod lease;
 pub mod nav;
+pub mod refresh;
 mod status;
 pub mod stored;
 pub mod timing;

@@ -137,6 +137,15 @@ impl StoredSession {
         now_ms >= self.refresh_due_at()
     }
 
+    /// How long from `now_ms` the proactive refresh timer waits: until the refresh is
+    /// due, less up to a quarter of the lead (at most 2 s) picked by `jitter` (in
+    /// `[0, 1)`), which spreads tabs so they rarely contend for the lock.
+    pub fn proactive_refresh_in(&self, now_ms: i64, jitter: f64) -> u32 {
+        let spread = (timing::lead_ms(self.access_lifetime_ms()) / 4).min(2_000) as f64;
+        let due = self.refresh_due_at() - (jitter * spread) as i64;
+        (due - now_ms).clamp(0, i32::MAX as i64) as u32
+    }
+
     /// True when the refresh token itself is past its limit: the session is over.
     pub fn refresh_expired(&self, now_ms: i64) -> bool {
         now_ms >= self.refresh_expires_at
@@ -255,5 +264,16 @@ mod tests {
         assert!(!s.access_usable(NOW + 898_000));
         assert!(!s.refresh_expired(NOW + 900_000));
         assert!(s.refresh_expired(s.refresh_expires_at));
+    }
+
+    #[test]
+    fn the_proactive_timer_runs_until_due_less_a_spread() {
+        let s = StoredSession::from_pair(pair(), NOW, 0);
+        // Due 840 s after receipt; the spread is at most 2 s.
+        assert_eq!(s.proactive_refresh_in(NOW, 0.0), 840_000);
+        assert_eq!(s.proactive_refresh_in(NOW, 0.5), 839_000);
+        assert_eq!(s.proactive_refresh_in(NOW + 100_000, 0.999), 738_002);
+        // Overdue: at once.
+        assert_eq!(s.proactive_refresh_in(NOW + 900_000, 0.5), 0);
     }
 }

@@ -2,21 +2,13 @@
 //! refreshed, logged in or out), the proactive-refresh timer, `visibilitychange` and
 //! `online`.
 
-use std::cell::RefCell;
-
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::{
-    config, end_session, is_ended, now_ms, refresh, session, set_session, storage, Persist,
-};
+use super::driver::{refresh_after, retry_now};
+use super::{config, end_session, is_ended, now_ms, session, set_session, storage, with, Persist};
 use crate::status::EndReason;
-use crate::timing;
-
-thread_local! {
-    static TIMER: RefCell<Option<Timeout>> = const { RefCell::new(None) };
-}
 
 /// Attaches the page-lifetime listeners (once per page).
 pub(crate) fn listen() {
@@ -36,7 +28,7 @@ pub(crate) fn listen() {
     }
     on_visible.forget();
 
-    let on_online = Closure::<dyn Fn()>::new(refresh::retry_now);
+    let on_online = Closure::<dyn Fn()>::new(retry_now);
     let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
     on_online.forget();
 }
@@ -76,28 +68,32 @@ fn on_visible() {
     if let Some(stored) = storage::load_session(&key) {
         set_session(Some(stored), Persist::No);
     }
-    refresh::retry_now();
-    wasm_bindgen_futures::spawn_local(refresh::refresh_if_due());
+    retry_now();
+    if session().is_some_and(|s| s.refresh_due(now_ms())) {
+        wasm_bindgen_futures::spawn_local(refresh_now());
+    }
+}
+
+/// A proactive refresh of the tokens this tab holds (joining one in flight).
+async fn refresh_now() {
+    if let Some(current) = session() {
+        let _ = refresh_after(&current.access_token).await;
+    }
 }
 
 /// (Re)arms the proactive refresh for the session in memory.
 pub(crate) fn schedule_refresh() {
-    let next = session().map(|s| {
-        // Spread tabs a little so they rarely contend for the lock.
-        let spread = (timing::lead_ms(s.access_lifetime_ms()) / 4).min(2_000) as f64;
-        let due = s.refresh_due_at() - (js_sys::Math::random() * spread) as i64;
-        (due - now_ms()).clamp(0, i32::MAX as i64) as u32
-    });
+    let next = session().map(|s| s.proactive_refresh_in(now_ms(), js_sys::Math::random()));
     let timer = next.map(|delay| {
         Timeout::new(delay, || {
             // A hidden tab leaves it to visible ones (or to its own return, see
             // `on_visible`). The timer is re-armed on every session change, so when it
             // fires, the session it was armed for is the current one.
             if visible() {
-                wasm_bindgen_futures::spawn_local(refresh::refresh_now());
+                wasm_bindgen_futures::spawn_local(refresh_now());
             }
         })
     });
     // Dropping the previous `Timeout` cancels it.
-    TIMER.with(|t| *t.borrow_mut() = timer);
+    with(|rt| *rt.refresh_timer.borrow_mut() = timer);
 }

@@ -4,9 +4,11 @@
 //! releases a lock when its tab closes. web-sys only exposes it behind
 //! `web_sys_unstable_apis`, so it is bound here by hand. Where it is missing (old
 //! browsers, pages not served from a secure context) a `localStorage` lease stands in,
-//! see [`crate::lease`].
+//! see [`crate::lease`]. When the locks are taken and released is decided by the
+//! refresh machine, [`crate::refresh`].
 
 use std::future::Future;
+use std::pin::Pin;
 
 use futures::channel::oneshot;
 use futures::future::{select, Either};
@@ -41,18 +43,40 @@ fn lock_manager() -> Option<LockManager> {
     request.is_function().then(|| locks.unchecked_into())
 }
 
-/// Runs `work` while holding the exclusive lock `name`.
-pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T {
-    if let Some(manager) = lock_manager() {
-        if let Grant::Held(held) = web_lock(&manager, name, Wait::Yes).await {
-            let out = work.await;
-            drop(held);
-            return out;
+/// A held refresh lock: a Web Lock, or the lease standing in for one. Released when
+/// dropped (also when the future holding it is cancelled, or the tab closes).
+pub(crate) enum Held {
+    Web(WebLock),
+    Lease(Lease),
+}
+
+impl Held {
+    pub(crate) fn release(self) {
+        match self {
+            Held::Web(lock) => drop(lock),
+            Held::Lease(lease) => drop(lease),
         }
     }
-    let held = lease(name).await;
+}
+
+/// Waits for the exclusive lock `name`. Boxed: the refresh and the logout both wait for
+/// it, and one copy of this future's code is enough.
+pub(crate) fn acquire(name: String) -> Pin<Box<dyn Future<Output = Held>>> {
+    Box::pin(async move {
+        if let Some(manager) = lock_manager() {
+            if let Grant::Held(held) = web_lock(&manager, &name, Wait::Yes).await {
+                return Held::Web(held);
+            }
+        }
+        Held::Lease(lease(&name).await)
+    })
+}
+
+/// Runs `work` while holding the exclusive lock `name`.
+pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T {
+    let held = acquire(name.to_owned()).await;
     let out = work.await;
-    drop(held);
+    held.release();
     out
 }
 
@@ -81,7 +105,7 @@ pub(crate) async fn is_held(name: &str) -> bool {
 }
 
 /// Releases a Web Lock when dropped (also when the future holding it is cancelled).
-struct WebLock(js_sys::Function);
+pub(crate) struct WebLock(js_sys::Function);
 
 impl Drop for WebLock {
     fn drop(&mut self) {
@@ -142,7 +166,7 @@ async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Grant {
 }
 
 /// Releases a `localStorage` lease when dropped, if it is still ours.
-struct Lease {
+pub(crate) struct Lease {
     key: String,
     me: String,
 }

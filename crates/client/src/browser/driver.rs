@@ -1,0 +1,144 @@
+//! Drives the refresh machine of [`crate::refresh`]: every event goes through
+//! [`dispatch`], which steps the machine and carries out its effects. This is where the
+//! refresh does its I/O (the lock, storage, the request, timers); what to do next is
+//! never decided here.
+
+use baton_shared::RefreshRequest;
+use futures::channel::oneshot;
+use gloo_timers::callback::Timeout;
+use gloo_timers::future::TimeoutFuture;
+
+use super::{
+    config, end_session, http, lock, now_ms, session, set_connection, set_session, storage, with,
+    Persist,
+};
+use crate::error::ClientError;
+use crate::refresh::{
+    self, spent_mark, Ctx, Io, Outcome, Reply, Ticket, CATCH_UP_POLL_MS, SPENT_MARK_MS,
+};
+use crate::status::EndReason;
+use crate::stored::StoredSession;
+use crate::{json_body, Method};
+
+type Waiter = oneshot::Sender<Outcome>;
+pub(super) type Machine = refresh::Machine<Waiter, lock::Held>;
+type Event = refresh::Event<Waiter, lock::Held>;
+type Effect = refresh::Effect<Waiter, lock::Held>;
+
+/// Makes sure this tab holds an access token other than `stale_access` that it can
+/// send: at once if it does, else after the refresh (joined if one is in flight).
+pub(crate) async fn refresh_after(stale_access: &str) -> Outcome {
+    let (waiter, outcome) = oneshot::channel();
+    dispatch(Event::Need {
+        stale_access: stale_access.to_owned(),
+        held: session(),
+        waiter,
+    });
+    outcome.await.unwrap_or(Err(ClientError::SessionEnded))
+}
+
+/// Ends a backoff now.
+pub(crate) fn retry_now() {
+    dispatch(Event::Wake);
+}
+
+/// Steps the machine, then carries out its effects in order (with no borrow held, so an
+/// effect may dispatch again).
+fn dispatch(event: Event) {
+    let ctx = Ctx {
+        now_ms: now_ms(),
+        jitter: js_sys::Math::random(),
+        backoff: config().backoff,
+    };
+    let effects = with(|rt| rt.refresh.borrow_mut().step(event, &ctx));
+    for effect in effects {
+        perform(effect);
+    }
+}
+
+fn stored() -> Option<StoredSession> {
+    storage::load_session(&config().storage_key)
+}
+
+fn perform(effect: Effect) {
+    match effect {
+        Effect::Io(ticket, Io::Sleep(ms)) => {
+            let timer = Timeout::new(ms, move || dispatch(Event::Slept { ticket }));
+            // Replacing a previous timer cancels it.
+            with(|rt| *rt.backoff_timer.borrow_mut() = Some(timer));
+        }
+        // Its own task, so it finishes (and the lock is released) even if every caller
+        // stops waiting.
+        Effect::Io(ticket, io) => {
+            wasm_bindgen_futures::spawn_local(async move { dispatch(run(ticket, io).await) })
+        }
+        Effect::Unlock(lock) => lock.release(),
+        Effect::Adopt(s) => set_session(Some(s), Persist::No),
+        Effect::Store(s) => set_session(Some(s), Persist::Yes),
+        Effect::End(reason, session_id) => end_session(reason, session_id),
+        Effect::EndHeld => {
+            if let Some(s) = session() {
+                end_session(EndReason::SignedOutElsewhere, s.session_id);
+            }
+        }
+        Effect::Connection(connection) => set_connection(connection),
+        Effect::Settle(waiters, outcome) => {
+            for waiter in waiters {
+                let _ = waiter.send(outcome.clone());
+            }
+        }
+    }
+}
+
+/// Carries out `io`; the event it ends in.
+async fn run(ticket: Ticket, io: Io) -> Event {
+    let config = config();
+    let lock_name = config.lock_name();
+    match io {
+        Io::Lock => {
+            let lock = lock::acquire(lock_name).await;
+            Event::Locked {
+                ticket,
+                lock,
+                stored: stored(),
+            }
+        }
+        Io::CheckMark(token) => {
+            let marked = lock::is_held(&spent_mark(&lock_name, &token)).await;
+            Event::Checked {
+                ticket,
+                marked,
+                stored: stored(),
+            }
+        }
+        Io::Poll => {
+            TimeoutFuture::new(CATCH_UP_POLL_MS).await;
+            Event::Polled {
+                ticket,
+                stored: stored(),
+            }
+        }
+        Io::Send(refresh_token) => {
+            let body = json_body(&RefreshRequest { refresh_token });
+            let answer = http::send(
+                Method::Post,
+                &config.url("/api/auth/refresh"),
+                body.as_deref(),
+                None,
+                config.request_timeout_ms,
+            )
+            .await;
+            Event::Answered {
+                ticket,
+                reply: Reply::read(answer),
+                stored: stored(),
+            }
+        }
+        Io::Mark(token) => {
+            lock::hold_for(&spent_mark(&lock_name, &token), SPENT_MARK_MS).await;
+            Event::Marked { ticket }
+        }
+        // Started in `perform`, as a timer it can cancel.
+        Io::Sleep(_) => Event::Slept { ticket },
+    }
+}
