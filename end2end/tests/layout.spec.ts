@@ -1,4 +1,4 @@
-// Issue 5, the pages themselves: every page fits a 360 px wide phone as well as a
+// Every page fits a 360 px wide phone as well as a
 // desktop without scrolling sideways, every form field has a label, and a user can get
 // through the app with the keyboard alone, seeing where the focus is.
 import type { Locator, Page } from '@playwright/test';

@@ -1,4 +1,4 @@
-// Issue 5, scenario 5: the database behind the server stops taking writes, so the refresh
+// The database behind the server stops taking writes, so the refresh
 // endpoint answers 503 for real. The user stays logged in, sees the notice, loses nothing,
 // and the app recovers on its own once the database is back.
 //

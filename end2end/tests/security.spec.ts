@@ -1,4 +1,4 @@
-// Issue 6: the Content-Security-Policy the server sends with a page holds every
+// The Content-Security-Policy the server sends with a page holds every
 // directive Baton promises, the browser enforces it, the app hydrates and works under it
 // without a single violation, and user text that is markup shows as text wherever the
 // app displays it.

@@ -1,4 +1,4 @@
-// Helpers for the session tests (issue 5): fresh users, logging in through the UI,
+// Helpers for the session tests: fresh users, logging in through the UI,
 // counting refresh requests, freezing the page's timers, and taking the database away.
 import type { APIRequestContext, BrowserContext, Page } from '@playwright/test';
 import { spawn } from 'node:child_process';

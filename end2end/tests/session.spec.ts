@@ -1,4 +1,4 @@
-// Issue 5: the browser app keeps a user logged in across access-token expiry, in
+// The browser app keeps a user logged in across access-token expiry, in
 // several tabs, through server trouble, and hands them back their unsaved text after a
 // forced re-login. The server runs with a short access-token lifetime
 // (ACCESS_TTL_SECONDS in playwright.config.ts).
