@@ -1,7 +1,8 @@
 //! One HTTP exchange with a timeout. No authentication logic here: the refresh call
 //! uses this directly, so it can never be intercepted by the 401 handling.
 
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 
 use futures::future::{select, Either};
 use gloo_net::http::RequestBuilder;
@@ -9,7 +10,19 @@ use gloo_net::http::RequestBuilder;
 use crate::error::{parse_retry_after, ClientError};
 use crate::{Answer, Method};
 
-pub(crate) async fn send(
+/// Boxed: the calls and the refresh all send through it, and one copy of this future's
+/// code is enough.
+pub(crate) fn send<'a>(
+    method: Method,
+    url: &'a str,
+    body: Option<&'a str>,
+    bearer: Option<&'a str>,
+    timeout_ms: u32,
+) -> Pin<Box<dyn Future<Output = Result<Answer, ClientError>> + 'a>> {
+    Box::pin(timed(method, url, body, bearer, timeout_ms))
+}
+
+async fn timed(
     method: Method,
     url: &str,
     body: Option<&str>,
