@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::clock::{millis, now_ms, to_datetime};
 use crate::config::Config;
-use crate::keys::MasterKey;
+use crate::keys::{MasterKey, Revoked};
 use crate::state::AppState;
 use crate::store;
 use crate::store::sessions::{Ending, RevokeReason};
@@ -78,8 +78,26 @@ pub enum KeysCommand {
     /// Create a new signing key. It is published at once and signs after
     /// BATON_KEY_ACTIVATION_DELAY seconds; the old key verifies until its tokens expire.
     Rotate,
+    /// Stop a key at once, on every instance: the tokens it signed are refused (their
+    /// clients refresh), it leaves the JWKS. The answer to a leaked key. The key that
+    /// signs now is replaced by a new one at the same moment. HS256: the `hs256-…` kid
+    /// of a previous secret.
+    Revoke {
+        /// The key's id (`keys list`, or the `kid` of a token it signed).
+        kid: String,
+    },
     /// Print a new random master key (base64) for BATON_MASTER_KEY.
     GenerateMaster,
+}
+
+/// When running instances act on what a command wrote to the database.
+fn reach(state: &AppState) -> String {
+    let poll = state.config.background.sync_interval.as_millis();
+    if state.db.is_sqlite() {
+        format!("running instances act on it within {poll} ms")
+    } else {
+        format!("running instances act on it at once (pushed; at the latest within {poll} ms)")
+    }
 }
 
 async fn user_by_name(state: &AppState, username: &str) -> anyhow::Result<baton_shared::User> {
@@ -156,11 +174,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
             if let (Some(id), true) = (session, ended.is_empty()) {
                 bail!("{username} has no live session {id}");
             }
-            println!(
-                "ended {} session(s); running instances refuse their access tokens within {} ms",
-                ended.len(),
-                state.config.background.sync_interval.as_millis()
-            );
+            println!("ended {} session(s); {}", ended.len(), reach(&state));
         }
         Command::Keys(KeysCommand::List) => {
             let now = now_ms();
@@ -171,7 +185,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             {
-                let status = if Some(&key.kid) == signing.as_ref() {
+                let status = if key.revoked_at.is_some() {
+                    "revoked"
+                } else if Some(&key.kid) == signing.as_ref() {
                     "signing"
                 } else if key.activates_at > now {
                     "published, signs later"
@@ -193,11 +209,22 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
             let delay = millis(state.config.keys.activation_delay);
             let key = state.keys.rotate(&state.db, delay).await?;
             println!(
-                "new signing key {} published now, signs from {} (every instance picks it up within {} ms)",
+                "new signing key {} published now, signs from {}; {}",
                 key.kid,
                 to_datetime(key.activates_at),
-                state.config.background.sync_interval.as_millis()
+                reach(&state)
             );
+        }
+        Command::Keys(KeysCommand::Revoke { kid }) => {
+            match state.keys.revoke(&state.db, &kid).await? {
+                Revoked::Revoked => println!("revoked {kid}; {}", reach(&state)),
+                Revoked::Replaced(key) => println!(
+                    "revoked {kid}; new signing key {} signs from now; {}",
+                    key.kid,
+                    reach(&state)
+                ),
+                Revoked::Already => println!("{kid} was revoked already"),
+            }
         }
         Command::Purge => {
             let purged = state.purge_once().await?;
@@ -207,6 +234,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
             );
         }
     }
+    state.feed.close().await;
     state.db.close().await;
     Ok(())
 }

@@ -155,6 +155,13 @@ impl Config {
                 "every BATON_JWT_PREVIOUS_SECRETS entry must be at least {MIN_HS256_SECRET_BYTES} bytes"
             ));
         }
+        let background = &self.background;
+        if background.max_staleness < 2 * background.sync_every() {
+            problems.push(
+                "BATON_SYNC_MAX_STALENESS_MS must be at least twice BATON_SYNC_INTERVAL_MS"
+                    .to_owned(),
+            );
+        }
         if limits.window.is_zero() {
             problems.push("BATON_RATE_LIMIT_WINDOW must be at least 1 second".to_owned());
         }

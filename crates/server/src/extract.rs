@@ -33,16 +33,22 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authenticate(state, &parts.headers).map_err(Error::Bearer)
+        authenticate(state, &parts.headers)
     }
 }
 
-/// The whole access-token check, for the extractor and the benchmarks.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, BearerError> {
-    let token = bearer_token(headers)?;
-    let claims = state.tokens.verify(token)?;
+/// The whole access-token check, for the extractor and the benchmarks. A valid token
+/// gets 503 `unavailable` instead of an answer while the change feed is stale: this
+/// instance cannot know whether another one ended its session.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, Error> {
+    let token = bearer_token(headers).map_err(Error::Bearer)?;
+    let claims = state.tokens.verify(token).map_err(Error::Bearer)?;
+    if state.feed.is_stale() {
+        state.metrics.stale_refusal();
+        return Err(Error::unavailable());
+    }
     if state.revocations.is_revoked(&claims.sid) {
-        return Err(BearerError::SessionRevoked);
+        return Err(Error::Bearer(BearerError::SessionRevoked));
     }
     Ok(AuthUser {
         user_id: claims.sub,

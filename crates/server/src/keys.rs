@@ -5,7 +5,8 @@
 //! never touches it), so every instance signs with the same key and a rotation done
 //! on one instance reaches all. A rotated key is published (JWKS, every instance's
 //! ring) `key_activation_delay` seconds before it signs, and the key it replaces keeps
-//! verifying until every token it signed has expired.
+//! verifying what it signed before the replacement until that has expired. A revoked
+//! key verifies nothing from the moment the change feed brings the news.
 //!
 //! HS256 keys are the configured shared secret(s) instead.
 
@@ -26,7 +27,7 @@ mod master;
 mod ring;
 
 pub use master::MasterKey;
-pub use ring::{ed25519_kid, new_ed25519_key, JwkSet, KeyRing};
+pub use ring::{ed25519_kid, hs256_kid, new_ed25519_key, JwkSet, KeyRing, Retired, RingKey};
 
 pub const ALG_EDDSA: &str = "EdDSA";
 
@@ -73,50 +74,65 @@ impl KeySource {
         }
     }
 
-    /// Builds the ring; for EdDSA, creates the first key when there is none.
-    pub async fn load(&self, db: &Db, verify_after_replaced: i64) -> anyhow::Result<KeyRing> {
+    /// At start-up: for EdDSA, creates the first key when there is none; for HS256,
+    /// records when each previous secret was first configured as one (it verifies only
+    /// what was signed before), and takes the current secret out of that record if it
+    /// was there (refusing it if it was revoked). Then builds the ring.
+    pub async fn start(&self, db: &Db, token_life: i64) -> anyhow::Result<KeyRing> {
         match self {
             KeySource::Secrets { current, previous } => {
-                let previous: Vec<&[u8]> = previous.iter().map(|s| s.as_slice()).collect();
-                Ok(KeyRing::from_secrets(current, &previous))
+                let now = now_ms();
+                for secret in previous {
+                    store::keys::retire(db, &hs256_kid(secret), now).await?;
+                }
+                let kid = hs256_kid(current);
+                if store::keys::unretire(db, &kid).await? {
+                    bail!(
+                        "the HS256 secret {kid} (BATON_JWT_SECRET) was revoked: configure another"
+                    );
+                }
             }
             KeySource::Database(master) => {
-                let mut fingerprint = store::keys::fingerprint(db).await?;
-                if fingerprint.0 == 0 {
+                if store::keys::all(db).await?.is_empty() {
                     let now = now_ms();
                     let first = new_ed25519_key(master, now, now);
                     if store::keys::insert_first(db, &first).await? {
                         tracing::info!(kid = %first.kid, "created the first signing key");
                     }
-                    fingerprint = store::keys::fingerprint(db).await?;
                 }
-                let rows = store::keys::all(db).await?;
-                KeyRing::from_rows(&rows, master, verify_after_replaced, fingerprint)
             }
         }
+        self.load(db, token_life).await
     }
 
-    /// Reloads the ring if another instance changed the stored keys.
-    pub async fn reload_if_changed(
-        &self,
-        db: &Db,
-        current: &KeyRing,
-        verify_after_replaced: i64,
-    ) -> anyhow::Result<Option<KeyRing>> {
-        let KeySource::Database(master) = self else {
-            return Ok(None);
-        };
-        let fingerprint = store::keys::fingerprint(db).await?;
-        if fingerprint == current.fingerprint {
-            return Ok(None);
+    /// Builds the ring from the stored keys (EdDSA) or the stored record of the
+    /// previous secrets (HS256): what a change of the keys makes every instance do.
+    pub async fn load(&self, db: &Db, token_life: i64) -> anyhow::Result<KeyRing> {
+        match self {
+            KeySource::Secrets { current, previous } => {
+                let stored = store::keys::retired(db).await?;
+                let now = now_ms();
+                let previous: Vec<(&[u8], Retired)> = previous
+                    .iter()
+                    .map(|secret| {
+                        let kid = hs256_kid(secret);
+                        let row = stored.iter().find(|row| row.kid == kid);
+                        // Not recorded (another instance configures it as the current
+                        // secret): replaced as of now, as far as this instance knows.
+                        let retired = Retired {
+                            replaced_at: row.map_or(now, |row| row.replaced_at),
+                            revoked: row.is_some_and(|row| row.revoked_at.is_some()),
+                        };
+                        (secret.as_slice(), retired)
+                    })
+                    .collect();
+                Ok(KeyRing::from_secrets(current, &previous, token_life))
+            }
+            KeySource::Database(master) => {
+                let rows = store::keys::all(db).await?;
+                KeyRing::from_rows(&rows, master, token_life)
+            }
         }
-        let rows = store::keys::all(db).await?;
-        Ok(Some(KeyRing::from_rows(
-            &rows,
-            master,
-            verify_after_replaced,
-            fingerprint,
-        )?))
     }
 
     /// Rotation: stores a new key that is published now and signs from
@@ -130,4 +146,44 @@ impl KeySource {
         store::keys::insert(db, &key).await?;
         Ok(key)
     }
+
+    /// Revokes a key at once, on every instance: tokens it signed are refused, it
+    /// leaves the JWKS. A revoked EdDSA key that signs now is replaced by a new one in
+    /// the same transaction. An HS256 secret is named by its `hs256-` kid; the current
+    /// one cannot be revoked (configure another BATON_JWT_SECRET first).
+    pub async fn revoke(&self, db: &Db, kid: &str) -> anyhow::Result<Revoked> {
+        let now = now_ms();
+        match self {
+            KeySource::Database(master) => {
+                let replacement = new_ed25519_key(master, now, now);
+                match store::keys::revoke(db, kid, now, &replacement).await? {
+                    store::keys::Revoked::Now { replaced: true } => {
+                        Ok(Revoked::Replaced(replacement))
+                    }
+                    store::keys::Revoked::Now { replaced: false } => Ok(Revoked::Revoked),
+                    store::keys::Revoked::Already => Ok(Revoked::Already),
+                    store::keys::Revoked::NotFound => bail!("there is no signing key {kid}"),
+                }
+            }
+            KeySource::Secrets { current, .. } => {
+                if hs256_kid(current) == kid {
+                    bail!("{kid} is the current BATON_JWT_SECRET: configure another one first, then revoke this one");
+                }
+                if store::keys::revoke_secret(db, kid, now).await? {
+                    Ok(Revoked::Already)
+                } else {
+                    Ok(Revoked::Revoked)
+                }
+            }
+        }
+    }
+}
+
+/// What [`KeySource::revoke`] did.
+#[derive(Debug)]
+pub enum Revoked {
+    Revoked,
+    /// Revoked, and this key signs in its place from now on.
+    Replaced(KeyRow),
+    Already,
 }

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod files;
 pub mod keys;
 pub mod metrics;

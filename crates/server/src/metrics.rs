@@ -38,6 +38,9 @@ pub struct Metrics {
     revocations: Family<ReasonLabel, Counter>,
     requests: Family<RequestLabels, Histogram>,
     revoked_sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
+    sync_failures: Counter,
+    sync_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    stale_refusals: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -84,6 +87,24 @@ impl Metrics {
             "Revoked session ids held in memory for access-token checks",
             revoked_sessions.clone(),
         );
+        let sync_failures = Counter::default();
+        registry.register(
+            "change_feed_failures",
+            "Reads of the change feed (ended sessions, key changes) that failed",
+            sync_failures.clone(),
+        );
+        let sync_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "change_feed_age_seconds",
+            "Time since the last complete read of the change feed began; past BATON_SYNC_MAX_STALENESS_MS authenticated requests get 503",
+            sync_age.clone(),
+        );
+        let stale_refusals = Counter::default();
+        registry.register(
+            "stale_refusals",
+            "Authenticated requests answered 503 because the change feed was stale",
+            stale_refusals.clone(),
+        );
         Self {
             registry,
             logins,
@@ -92,7 +113,22 @@ impl Metrics {
             revocations,
             requests,
             revoked_sessions,
+            sync_failures,
+            sync_age,
+            stale_refusals,
         }
+    }
+
+    pub fn sync_failed(&self) {
+        self.sync_failures.inc();
+    }
+
+    pub fn set_sync_age(&self, age: std::time::Duration) {
+        self.sync_age.set(age.as_secs_f64());
+    }
+
+    pub fn stale_refusal(&self) {
+        self.stale_refusals.inc();
     }
 
     pub fn login_ok(&self) {

@@ -1,45 +1,46 @@
 //! Instant revocation of stateless access tokens.
 //!
 //! Each instance keeps the set of revoked session ids in memory; the authenticated
-//! request path checks it without any database I/O. An id is kept until every access
-//! token of its session has expired (revocation time + token lifetime + leeway), then
-//! forgotten, so the set stays as small as the number of sessions ended in the last
-//! token lifetime. A background task polls the shared database (an indexed query on
-//! `sessions.revoked_at`) to learn of revocations made by other instances.
+//! request path checks it without any database I/O. Ids come from this instance's own
+//! revocations at once, and from every other instance's through the change feed
+//! ([`crate::feed`], which also says whether the set is current).
+//!
+//! An id is kept until no access token of its session can be accepted any more: for the
+//! token lifetime, plus the leeway, plus [`RETENTION_MARGIN`], counted from when this
+//! instance learned of it on its own monotonic clock. The revoking instance's clock, or
+//! the database's, does not enter: a token signed by an instance whose clock runs ahead
+//! of this one's by up to the margin is still refused to its last second.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::RwLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::clock::millis;
-use crate::error::Result;
-use crate::store::{self, Db};
-
-/// Re-read this far back on every poll (ms), so that a revocation committed late
-/// (a slow transaction, a skewed clock on another instance) is not missed.
-const OVERLAP_MS: i64 = 10_000;
+/// How far the clocks of two instances may disagree without a revoked session's token
+/// outliving its entry here.
+pub const RETENTION_MARGIN: Duration = Duration::from_secs(60);
 
 pub struct Revocations {
-    /// Session id → unix ms after which no access token of it can be valid.
-    revoked: RwLock<HashMap<Uuid, i64>>,
-    /// Time of the last successful poll (ms); `i64::MIN` before the first.
-    last_poll: AtomicI64,
-    /// Token lifetime plus leeway plus a second, in ms.
-    keep_ms: i64,
+    /// Session id → when this instance may forget it.
+    revoked: RwLock<HashMap<Uuid, Instant>>,
+    keep: Duration,
 }
 
 impl Revocations {
     /// `access_token_life`: how long an access token can be accepted after signing
-    /// (lifetime plus leeway); a revoked id is kept one second longer.
+    /// (lifetime plus leeway).
     pub fn new(access_token_life: Duration) -> Self {
         Self {
             revoked: RwLock::new(HashMap::new()),
-            last_poll: AtomicI64::new(i64::MIN),
-            keep_ms: millis(access_token_life) + 1000,
+            keep: access_token_life.saturating_add(RETENTION_MARGIN),
         }
+    }
+
+    /// How long an id is kept after it is learned: also how far back a starting
+    /// instance must read ended sessions.
+    pub fn keep(&self) -> Duration {
+        self.keep
     }
 
     /// Was this session revoked? The hot path: one read lock and a hash lookup.
@@ -50,11 +51,23 @@ impl Revocations {
             .contains_key(session_id)
     }
 
-    pub fn insert(&self, session_id: Uuid, revoked_at: i64) {
+    /// Learns that these sessions ended; returns how many were new here.
+    pub fn insert(&self, session_ids: impl IntoIterator<Item = Uuid>) -> usize {
+        let until = Instant::now() + self.keep;
+        let mut set = self.revoked.write().expect("revocation lock");
+        session_ids
+            .into_iter()
+            .filter(|&id| set.insert(id, until).is_none())
+            .count()
+    }
+
+    /// Forgets the ids whose access tokens have all expired.
+    pub fn forget_expired(&self) {
+        let now = Instant::now();
         self.revoked
             .write()
             .expect("revocation lock")
-            .insert(session_id, revoked_at + self.keep_ms);
+            .retain(|_, until| *until > now);
     }
 
     pub fn len(&self) -> usize {
@@ -64,29 +77,27 @@ impl Revocations {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    /// Learns of revocations from the database (all instances' included) and forgets
-    /// the ids whose tokens have all expired. Returns how many ids were new.
-    pub async fn sync(&self, db: &Db, now: i64) -> Result<usize> {
-        let last_poll = self.last_poll.load(Ordering::Relaxed);
-        let since = if last_poll == i64::MIN {
-            now - self.keep_ms
-        } else {
-            (last_poll - OVERLAP_MS).max(now - self.keep_ms)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_kept_for_the_token_life_and_the_margin() {
+        let revocations = Revocations::new(Duration::from_secs(900));
+        assert_eq!(revocations.keep(), Duration::from_secs(960));
+        let id = Uuid::new_v4();
+        assert_eq!(revocations.insert([id, id]), 1);
+        assert_eq!(revocations.insert([id]), 0, "known already");
+        revocations.forget_expired();
+        assert!(revocations.is_revoked(&id));
+        let short = Revocations {
+            revoked: RwLock::default(),
+            keep: Duration::ZERO,
         };
-        let rows = store::sessions::revoked_since(db, since).await?;
-        let mut new = 0;
-        {
-            let mut set = self.revoked.write().expect("revocation lock");
-            for &(id, revoked_at) in &rows {
-                let until = revoked_at + self.keep_ms;
-                if until > now && set.insert(id, until).is_none() {
-                    new += 1;
-                }
-            }
-            set.retain(|_, until| *until > now);
-        }
-        self.last_poll.fetch_max(now, Ordering::Relaxed);
-        Ok(new)
+        short.insert([id]);
+        short.forget_expired();
+        assert!(short.is_empty());
     }
 }

@@ -78,6 +78,7 @@ impl Application {
         for task in background {
             let _ = task.await;
         }
+        state.feed.close().await;
         state.db.close().await;
         result
     }
@@ -90,13 +91,11 @@ fn spawn_background_tasks(
     let sync_every = state.config.background.sync_every();
     let purge_every = state.config.background.purge_every();
     vec![
-        spawn_periodic(
-            "sync with the database",
-            sync_every,
-            stop.clone(),
-            state.clone(),
-            |s| async move { s.sync_once().await.map(|_| ()) },
-        ),
+        tokio::spawn(sync_changes(state.clone(), sync_every, stop.clone())),
+        {
+            let (state, stop) = (state.clone(), stop.clone());
+            tokio::spawn(async move { state.feed.listen(stop).await })
+        },
         spawn_periodic(
             "purge",
             purge_every,
@@ -115,6 +114,52 @@ fn spawn_background_tasks(
             },
         ),
     ]
+}
+
+/// Reads the change feed whenever a change is pushed and at least every `every`, until
+/// `stop`. Failures are logged when they start, every 30 s while they last, and when
+/// they end; so is the moment the instance goes stale (and answers 503) and recovers.
+async fn sync_changes(state: AppState, every: Duration, stop: CancellationToken) {
+    let mut failing_since: Option<std::time::Instant> = None;
+    let mut last_warning = std::time::Instant::now();
+    let mut stale = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = state.feed.next_round(every) => {}
+        }
+        match state.sync_once().await {
+            Ok(()) => {
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(after = ?since.elapsed(), "the change feed is read again");
+                }
+                if std::mem::take(&mut stale) {
+                    tracing::info!(
+                        "revocations are current again: authenticated requests are served"
+                    );
+                }
+            }
+            Err(e) => {
+                state.metrics.sync_failed();
+                let now = std::time::Instant::now();
+                if failing_since.is_none() || now - last_warning >= Duration::from_secs(30) {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "reading the change feed failed; retrying"
+                    );
+                    last_warning = now;
+                }
+                failing_since.get_or_insert(now);
+                if !stale && state.feed.is_stale() {
+                    stale = true;
+                    tracing::error!(
+                        age = ?state.feed.age(),
+                        "revocations are stale: authenticated requests get 503 until the change feed is read again"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Runs `job` every `every` until `stop`; a failed round is logged and retried next time.

@@ -11,6 +11,7 @@ use leptos::config::LeptosOptions;
 
 use crate::clock::{millis, now_ms};
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::keys::KeySource;
 use crate::metrics::Metrics;
 use crate::password::Passwords;
@@ -31,6 +32,8 @@ pub struct AppInner {
     pub tokens: AccessTokens,
     pub passwords: Passwords,
     pub revocations: Revocations,
+    /// What other instances changed: ended sessions, key changes.
+    pub feed: Feed,
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub leptos: LeptosOptions,
@@ -58,13 +61,15 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
         let db = Db::connect(&config).await?;
         let keys = KeySource::from_config(&config)?;
-        let verify_after_replaced = millis(config.tokens.access_token_life());
-        let ring = keys.load(&db, verify_after_replaced).await?;
+        let token_life = config.tokens.access_token_life();
+        // The feed first: a key change made after it starts is read by its first round.
+        let revocations = Revocations::new(token_life);
+        let (feed, ended) = Feed::start(&config, &db, revocations.keep()).await?;
+        revocations.insert(ended);
+        let ring = keys.start(&db, millis(token_life)).await?;
         let tokens = AccessTokens::new(&config.tokens, ring);
         tokens.self_test().context("signing key self-test")?;
         let passwords = Passwords::new(config.limits.hash_concurrency())?;
-        let revocations = Revocations::new(config.tokens.access_token_life());
-        revocations.sync(&db, now_ms()).await?;
         let leptos = leptos_options(&config)?;
         let limits = RateLimits::new(&config.limits);
         Ok(AppState(Arc::new(AppInner {
@@ -74,6 +79,7 @@ impl AppState {
             tokens,
             passwords,
             revocations,
+            feed,
             limits,
             metrics: Metrics::new(),
             leptos,
@@ -96,8 +102,8 @@ impl AppState {
     ) -> crate::error::Result<Vec<Uuid>> {
         let now = now_ms();
         let ended = store::sessions::end(&self.db, which, reason, now).await?;
+        self.revocations.insert(ended.iter().copied());
         for &session_id in &ended {
-            self.revocations.insert(session_id, now);
             self.metrics.revocation(reason);
             if reason == RevokeReason::RefreshTokenReused {
                 tracing::warn!(%session_id, "refresh token reuse detected: session revoked");
@@ -108,20 +114,39 @@ impl AppState {
         Ok(ended)
     }
 
-    /// One round of learning what other instances did: revocations and keys.
+    /// One round of the change feed: learns which sessions other instances ended and,
+    /// when the keys changed, reads them again. Times out after the feed's timeout; on
+    /// any failure nothing is skipped (the next round reads the same changes again).
     pub async fn sync_once(&self) -> anyhow::Result<()> {
-        let now = now_ms();
-        self.revocations.sync(&self.db, now).await?;
-        let ring = self.tokens.ring();
-        let verify_after_replaced = millis(self.config.tokens.access_token_life());
-        if let Some(new_ring) = self
-            .keys
-            .reload_if_changed(&self.db, &ring, verify_after_replaced)
-            .await?
-        {
-            tracing::info!(kids = ?new_ring.published_kids(now), "signing keys changed");
-            self.tokens.replace_ring(new_ring);
+        let round = async {
+            let batch = self.feed.read().await?;
+            self.revocations.insert(batch.ended.iter().copied());
+            if batch.reload_keys {
+                if let Err(e) = self.reload_keys().await {
+                    self.feed.retry(&batch);
+                    return Err(e);
+                }
+            }
+            self.revocations.forget_expired();
+            self.feed.commit(&batch);
+            Ok(())
+        };
+        let timeout = self.feed.timeout();
+        match tokio::time::timeout(timeout, round).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.feed.retry_keys();
+                anyhow::bail!("reading the change feed took longer than {timeout:?}")
+            }
         }
+    }
+
+    /// Reads the keys again (on the feed's connection) and puts the new ring in place.
+    async fn reload_keys(&self) -> anyhow::Result<()> {
+        let token_life = millis(self.config.tokens.access_token_life());
+        let ring = self.keys.load(self.feed.db(), token_life).await?;
+        tracing::info!(kids = ?ring.published_kids(now_ms()), "signing keys changed");
+        self.tokens.replace_ring(ring);
         Ok(())
     }
 
@@ -132,6 +157,8 @@ impl AppState {
         let token_life = millis(self.config.tokens.access_token_life());
         let keep = token_life.max(3_600_000);
         let purged = store::sessions::purge(&self.db, now, keep).await?;
+        let keep_changes = keep.max(millis(self.revocations.keep()));
+        store::changes::purge(&self.db, now - keep_changes).await?;
         // A replaced key is kept while a refresh token from its time may still be used,
         // so that an access token it signed is answered "expired", not "invalid".
         let key_life = token_life + millis(self.config.tokens.refresh_idle_ttl);

@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -21,6 +22,7 @@ use crate::config::Config;
 
 pub use pool::{Arg, Pool, Row};
 
+pub mod changes;
 pub mod keys;
 pub mod notes;
 pub mod pool;
@@ -96,6 +98,50 @@ impl Db {
         };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// A connection of its own, for the change feed ([`crate::feed`]), so that a busy
+    /// request pool cannot hold it up: on PostgreSQL one connection whose statements
+    /// time out after `timeout` (`application_name` `baton-feed`), on SQLite one
+    /// read-only connection. Both of its pools are that connection; it only reads.
+    pub async fn dedicated(&self, config: &Config, timeout: Duration) -> anyhow::Result<Db> {
+        fn one<DB: sqlx::Database>(timeout: Duration) -> PoolOptions<DB> {
+            PoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(timeout)
+                // A connection the server ended (a restart, pg_terminate_backend) is
+                // noticed before use, not by a failed round.
+                .test_before_acquire(true)
+        }
+        let url = config.database_url();
+        match self {
+            Db::Postgres(_) => {
+                let options = PgConnectOptions::from_str(url.expose())
+                    .context("invalid DATABASE_URL")?
+                    .application_name("baton-feed")
+                    .options([("statement_timeout", timeout.as_millis().to_string())]);
+                let pool: PgPool = one(timeout)
+                    .connect_with(options)
+                    .await
+                    .context("cannot connect to PostgreSQL for the change feed")?;
+                Ok(Db::Postgres(pool))
+            }
+            Db::Sqlite { .. } => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .context("invalid DATABASE_URL")?
+                    .busy_timeout(timeout)
+                    .read_only(true);
+                let pool: SqlitePool = one(timeout)
+                    .connect_with(options)
+                    .await
+                    .context("cannot open the SQLite database for the change feed")?;
+                Ok(Db::Sqlite {
+                    writer: pool.clone(),
+                    reader: pool,
+                })
+            }
+        }
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {

@@ -45,12 +45,20 @@ pub struct AccessTokens {
     ttl_secs: i64,
     leeway_secs: i64,
     validation: Validation,
-    ring: RwLock<Arc<KeyRing>>,
+    /// The ring, with a generation number that every replacement increments.
+    ring: RwLock<(u64, Arc<KeyRing>)>,
     /// Tokens whose signature and claims were checked, by their full text: a client
     /// presents the same access token on every request of its lifetime, and an
     /// Ed25519 verification costs tens of microseconds. A hit still checks the expiry;
     /// revocation is checked by the caller on every request, cached or not.
-    verified: RwLock<HashMap<Box<str>, AccessClaims>>,
+    verified: RwLock<Verified>,
+}
+
+/// The verified-token cache: tokens checked with the ring of one generation. A new
+/// ring empties it (a key revoked or replaced must not keep a token it signed here).
+struct Verified {
+    ring: u64,
+    tokens: HashMap<Box<str>, AccessClaims>,
 }
 
 impl AccessTokens {
@@ -73,8 +81,11 @@ impl AccessTokens {
             ttl_secs: seconds(config.access_ttl),
             leeway_secs,
             validation,
-            ring: RwLock::new(Arc::new(ring)),
-            verified: RwLock::new(HashMap::with_capacity(VERIFIED_CACHE_CAPACITY)),
+            ring: RwLock::new((0, Arc::new(ring))),
+            verified: RwLock::new(Verified {
+                ring: 0,
+                tokens: HashMap::with_capacity(VERIFIED_CACHE_CAPACITY),
+            }),
         }
     }
 
@@ -83,11 +94,20 @@ impl AccessTokens {
     }
 
     pub fn ring(&self) -> Arc<KeyRing> {
-        self.ring.read().expect("key ring lock").clone()
+        self.ring.read().expect("key ring lock").1.clone()
     }
 
+    /// Puts a new ring in place and empties the verified-token cache: from now on every
+    /// token is judged by the new ring.
     pub fn replace_ring(&self, ring: KeyRing) {
-        *self.ring.write().expect("key ring lock") = Arc::new(ring);
+        let generation = {
+            let mut slot = self.ring.write().expect("key ring lock");
+            *slot = (slot.0 + 1, Arc::new(ring));
+            slot.0
+        };
+        let mut verified = self.verified.write().expect("verified-token cache lock");
+        verified.tokens.clear();
+        verified.ring = generation;
     }
 
     /// A new access token for this user and session; returns it with its `exp`.
@@ -114,14 +134,16 @@ impl AccessTokens {
         Ok((token, claims.exp))
     }
 
-    /// Verifies an access token: signature by a known key, `typ`, algorithm, issuer,
-    /// audience, every claim present, and expiry (with the configured leeway).
+    /// Verifies an access token: signature by a known key that may vouch for it
+    /// ([`KeyRing::admits`]), `typ`, algorithm, issuer, audience, every claim present,
+    /// and expiry (with the configured leeway).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, BearerError> {
         let now_secs = now_ms().div_euclid(1000);
         let cached = self
             .verified
             .read()
             .expect("verified-token cache lock")
+            .tokens
             .get(token)
             .cloned();
         if let Some(claims) = cached {
@@ -129,28 +151,40 @@ impl AccessTokens {
                 self.verified
                     .write()
                     .expect("verified-token cache lock")
+                    .tokens
                     .remove(token);
                 return Err(BearerError::Expired);
             }
             return Ok(claims);
         }
-        let claims = self.verify_uncached(token)?;
+        let (generation, ring) = self.ring.read().expect("key ring lock").clone();
+        let claims = self.verify_with(&ring, token)?;
         let mut cache = self.verified.write().expect("verified-token cache lock");
-        if cache.len() >= VERIFIED_CACHE_CAPACITY {
+        if cache.ring != generation {
+            // The ring changed meanwhile: judged by the old one, not for the cache.
+            return Ok(claims);
+        }
+        if cache.tokens.len() >= VERIFIED_CACHE_CAPACITY {
             // Drop what has expired; if that is not enough, start over (the next
             // request of each client verifies its token once more).
-            cache.retain(|_, c| !self.is_expired(c.exp, now_secs));
-            if cache.len() >= VERIFIED_CACHE_CAPACITY {
-                cache.clear();
+            cache
+                .tokens
+                .retain(|_, c| !self.is_expired(c.exp, now_secs));
+            if cache.tokens.len() >= VERIFIED_CACHE_CAPACITY {
+                cache.tokens.clear();
             }
         }
-        cache.insert(token.into(), claims.clone());
+        cache.tokens.insert(token.into(), claims.clone());
         Ok(claims)
     }
 
     /// [`AccessTokens::verify`] without the cache: what a token costs the first time
     /// it is seen.
     pub fn verify_uncached(&self, token: &str) -> Result<AccessClaims, BearerError> {
+        self.verify_with(&self.ring(), token)
+    }
+
+    fn verify_with(&self, ring: &KeyRing, token: &str) -> Result<AccessClaims, BearerError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| BearerError::Invalid)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
@@ -159,9 +193,14 @@ impl AccessTokens {
             return Err(BearerError::Invalid);
         }
         let kid = header.kid.as_deref().ok_or(BearerError::Invalid)?;
-        let ring = self.ring();
-        let key = ring.verifying_key(kid).ok_or(BearerError::Invalid)?;
-        match jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation) {
+        let key = ring.key(kid).ok_or(BearerError::Invalid)?;
+        match jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &self.validation) {
+            // Genuine, but its key may no longer vouch for it (revoked, or replaced
+            // before the token was issued): no longer valid, like an expired token, so
+            // that a client refreshes instead of being logged out.
+            Ok(data) if !ring.admits(key, data.claims.iat, data.claims.exp) => {
+                Err(BearerError::Expired)
+            }
             Ok(data) if self.is_expired(data.claims.exp, now_ms().div_euclid(1000)) => {
                 Err(BearerError::Expired)
             }

@@ -219,11 +219,19 @@ impl LimitConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Background tasks")]
 pub struct BackgroundConfig {
-    /// Milliseconds between polls of the database for revocations and keys from other
-    /// instances (at least 50).
+    /// Milliseconds between reads of the change feed (ended sessions, key changes) when
+    /// nothing was pushed (at least 50). PostgreSQL pushes every change at once; this
+    /// poll is the backstop, and SQLite's only way.
     #[arg(long = "sync-interval-ms", env = "BATON_SYNC_INTERVAL_MS", value_parser = millis,
         value_name = "MS", default_value = "500", global = true)]
     pub sync_interval: Duration,
+
+    /// Milliseconds after the last complete read of the change feed past which this
+    /// instance answers authenticated requests 503 `unavailable`: it can no longer know
+    /// which sessions other instances ended. It recovers at the next read that succeeds.
+    #[arg(long = "sync-max-staleness-ms", env = "BATON_SYNC_MAX_STALENESS_MS", value_parser = millis,
+        value_name = "MS", default_value = "5000", global = true)]
+    pub max_staleness: Duration,
 
     /// Seconds between purges of expired rows (at least 1).
     #[arg(long, env = "BATON_PURGE_INTERVAL", value_parser = seconds,
@@ -235,6 +243,12 @@ impl BackgroundConfig {
     /// How often the sync runs: as configured, but never more than 20 times a second.
     pub fn sync_every(&self) -> Duration {
         self.sync_interval.max(Duration::from_millis(50))
+    }
+
+    /// How long one read of the change feed may take (its statement timeout too): half
+    /// the staleness bound, so that a hung read fails in time for the next one.
+    pub fn sync_timeout(&self) -> Duration {
+        (self.max_staleness / 2).clamp(Duration::from_millis(100), Duration::from_secs(5))
     }
 
     pub fn purge_every(&self) -> Duration {

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::rngs::OsRng;
 use serde::Serialize;
@@ -37,18 +37,38 @@ pub fn new_ed25519_key(master: &MasterKey, now: i64, activates_at: i64) -> KeyRo
         alg: ALG_EDDSA.to_owned(),
         created_at: now,
         activates_at,
+        revoked_at: None,
     }
 }
 
 /// One key of the ring.
-struct RingKey {
+pub struct RingKey {
     kid: String,
     /// Unix ms from which it signs.
     activates_at: i64,
+    /// Unix ms at which the next key took over: what this key signed was signed before.
+    replaced_at: Option<i64>,
+    /// Revoked: it verifies nothing, and is not published.
+    revoked: bool,
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     /// Public part for the JWKS (EdDSA only).
     public_x: Option<String>,
+}
+
+impl RingKey {
+    /// Checks the signature of a token that names this key.
+    pub fn decoding(&self) -> &DecodingKey {
+        &self.decoding
+    }
+}
+
+/// What is stored of an HS256 secret that was replaced (table `retired_secrets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    /// Unix ms from which another secret signed.
+    pub replaced_at: i64,
+    pub revoked: bool,
 }
 
 /// The keys one instance signs and verifies with, at a point in time.
@@ -57,11 +77,10 @@ pub struct KeyRing {
     /// Oldest activation first.
     keys: Vec<RingKey>,
     by_kid: HashMap<String, usize>,
-    /// How long after being replaced a key still verifies (ms): the access-token
-    /// lifetime plus leeway.
-    verify_after_replaced: i64,
-    /// The `signing_keys` fingerprint this ring was built from.
-    pub fingerprint: (i64, i64),
+    /// How long an access token can be accepted after signing (ms): its lifetime plus
+    /// the leeway. A replaced key verifies tokens that expire within this long of
+    /// its replacement, and stays published this long.
+    token_life: i64,
 }
 
 #[derive(Serialize)]
@@ -80,15 +99,27 @@ pub struct JwkSet<'a> {
     pub(crate) keys: Vec<Jwk<'a>>,
 }
 
+/// The `kid` of an HS256 secret: a digest, so that tokens and the database can name
+/// a secret without holding it.
+pub fn hs256_kid(secret: &[u8]) -> String {
+    format!(
+        "hs256-{}",
+        &URL_SAFE_NO_PAD.encode(Sha256::digest(secret))[..16]
+    )
+}
+
 impl KeyRing {
-    /// The ring for EdDSA, from the stored keys.
-    pub fn from_rows(
-        rows: &[KeyRow],
-        master: &MasterKey,
-        verify_after_replaced: i64,
-        fingerprint: (i64, i64),
-    ) -> anyhow::Result<Self> {
-        let mut keys = Vec::with_capacity(rows.len());
+    /// The ring for EdDSA, from the stored keys. The public half of each key is
+    /// derived from its private key (the stored `public_key` must be that, and the kid
+    /// its thumbprint): a row someone changed in the database is refused, not used. A
+    /// key revoked before it activated never signed anything and is left out.
+    pub fn from_rows(rows: &[KeyRow], master: &MasterKey, token_life: i64) -> anyhow::Result<Self> {
+        let mut keys: Vec<RingKey> = Vec::with_capacity(rows.len());
+        let mut rows: Vec<&KeyRow> = rows
+            .iter()
+            .filter(|row| row.revoked_at.is_none_or(|at| at > row.activates_at))
+            .collect();
+        rows.sort_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)));
         for row in rows {
             if row.alg != ALG_EDDSA {
                 bail!(
@@ -98,62 +129,65 @@ impl KeyRing {
                 );
             }
             let der = master.open(&row.kid, &row.sealed_key)?;
-            let public: [u8; 32] = row
-                .public_key
-                .as_slice()
-                .try_into()
-                .with_context(|| format!("public key of {} is not 32 bytes", row.kid))?;
+            let signing = ed25519_dalek::SigningKey::from_pkcs8_der(&der)
+                .map_err(|_| anyhow::anyhow!("signing key {} is not an Ed25519 key", row.kid))?;
+            let public = signing.verifying_key().to_bytes();
+            if ed25519_kid(&public) != row.kid {
+                bail!(
+                    "signing key {}: its kid is not its key's thumbprint",
+                    row.kid
+                );
+            }
+            if row.public_key != public {
+                bail!(
+                    "signing key {}: the stored public key is not its private key's own",
+                    row.kid
+                );
+            }
+            if let Some(previous) = keys.last_mut() {
+                previous.replaced_at = Some(row.activates_at);
+            }
             keys.push(RingKey {
                 kid: row.kid.clone(),
                 activates_at: row.activates_at,
+                replaced_at: None,
+                revoked: row.revoked_at.is_some(),
                 encoding: Some(EncodingKey::from_ed_der(&der)),
                 decoding: DecodingKey::from_ed_der(&public),
                 public_x: Some(URL_SAFE_NO_PAD.encode(public)),
             });
         }
-        Ok(Self::new(
-            Algorithm::EdDSA,
-            keys,
-            verify_after_replaced,
-            fingerprint,
-        ))
+        Ok(Self::new(Algorithm::EdDSA, keys, token_life))
     }
 
-    /// The ring for HS256: the current secret signs, the previous ones verify.
-    pub fn from_secrets(current: &[u8], previous: &[&[u8]]) -> Self {
-        let kid = |secret: &[u8]| {
-            format!(
-                "hs256-{}",
-                &URL_SAFE_NO_PAD.encode(Sha256::digest(secret))[..16]
-            )
-        };
+    /// The ring for HS256: the current secret signs; the previous ones verify what
+    /// they signed before they were replaced, unless revoked.
+    pub fn from_secrets(current: &[u8], previous: &[(&[u8], Retired)], token_life: i64) -> Self {
         let mut keys: Vec<RingKey> = previous
             .iter()
-            .map(|secret| RingKey {
-                kid: kid(secret),
+            .map(|&(secret, retired)| RingKey {
+                kid: hs256_kid(secret),
                 activates_at: i64::MIN,
+                replaced_at: Some(retired.replaced_at),
+                revoked: retired.revoked,
                 encoding: None,
                 decoding: DecodingKey::from_secret(secret),
                 public_x: None,
             })
             .collect();
         keys.push(RingKey {
-            kid: kid(current),
+            kid: hs256_kid(current),
             activates_at: i64::MIN + 1,
+            replaced_at: None,
+            revoked: false,
             encoding: Some(EncodingKey::from_secret(current)),
             decoding: DecodingKey::from_secret(current),
             public_x: None,
         });
-        // Previous secrets verify for as long as they are configured.
-        Self::new(Algorithm::HS256, keys, i64::MAX / 2, (0, 0))
+        Self::new(Algorithm::HS256, keys, token_life)
     }
 
-    fn new(
-        alg: Algorithm,
-        keys: Vec<RingKey>,
-        verify_after_replaced: i64,
-        fingerprint: (i64, i64),
-    ) -> Self {
+    fn new(alg: Algorithm, keys: Vec<RingKey>, token_life: i64) -> Self {
         let by_kid = keys
             .iter()
             .enumerate()
@@ -163,8 +197,7 @@ impl KeyRing {
             alg,
             keys,
             by_kid,
-            verify_after_replaced,
-            fingerprint,
+            token_life,
         }
     }
 
@@ -172,46 +205,59 @@ impl KeyRing {
         self.alg
     }
 
-    /// Index of the key that signs at `now`: the newest activated one (or, before
-    /// any is active, the oldest).
-    fn signing_index(&self, now: i64) -> Option<usize> {
-        self.keys
-            .iter()
-            .rposition(|k| k.activates_at <= now && k.encoding.is_some())
-            .or_else(|| self.keys.iter().position(|k| k.encoding.is_some()))
-    }
-
-    /// The key that signs at `now`, with its kid.
+    /// The key that signs at `now`: the newest activated one (or, before any is
+    /// active, the oldest). If that one was revoked, the next one after it signs early
+    /// (`keys revoke` stores one activating at once; a clock slightly behind the
+    /// operator's would otherwise see none yet).
     pub fn signing_key(&self, now: i64) -> Option<(&str, &EncodingKey)> {
-        let key = &self.keys[self.signing_index(now)?];
+        let signs = |k: &RingKey| k.encoding.is_some();
+        let current = self
+            .keys
+            .iter()
+            .rposition(|k| signs(k) && k.activates_at <= now)
+            .or_else(|| self.keys.iter().position(signs))?;
+        let key = self.keys[current..]
+            .iter()
+            .find(|k| signs(k) && !k.revoked)?;
         Some((key.kid.as_str(), key.encoding.as_ref()?))
     }
 
-    /// Is key `i` published at `now`: not yet replaced, or replaced recently enough
-    /// that tokens it signed may still be unexpired?
-    fn is_published(&self, i: usize, now: i64) -> bool {
-        let Some(signing) = self.signing_index(now) else {
-            return false;
-        };
-        if i >= signing {
-            return true;
-        }
-        // Key i was replaced when key i+1 activated.
-        let replaced_at = self.keys[i + 1].activates_at;
-        now < replaced_at.saturating_add(self.verify_after_replaced)
+    /// Is this key published at `now`: not revoked, and not replaced longer than a
+    /// token lifetime ago (what it signed may still be unexpired).
+    fn is_published(&self, key: &RingKey, now: i64) -> bool {
+        !key.revoked
+            && key
+                .replaced_at
+                .is_none_or(|at| now < at.saturating_add(self.token_life))
     }
 
-    /// The key that checks the signature of a token with this `kid`.
+    /// The key that names itself `kid` in a token's header.
     ///
-    /// Every stored key answers, including keys retired longer ago than a token
-    /// lifetime: a token they signed can no longer be valid, but its signature still
-    /// tells a genuine expired token (`token_expired`: the client refreshes) from a
-    /// forgery (`token_invalid`). Without this, a laptop waking up after a key rotation
-    /// would be logged out instead of refreshing. Retired keys leave the ring when the
-    /// purge deletes them, once no refresh token from their time can still be used.
-    pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
+    /// Every stored key answers, including revoked keys and keys retired longer ago
+    /// than a token lifetime: what they signed can no longer be accepted
+    /// ([`KeyRing::admits`]), but their signature still tells a genuine token
+    /// (`token_expired`: the client refreshes) from a forgery (`token_invalid`). Without
+    /// this, a laptop waking up after a key rotation would be logged out instead of
+    /// refreshing. Retired keys leave the ring when the purge deletes them, once no
+    /// refresh token from their time can still be used.
+    pub fn key(&self, kid: &str) -> Option<&RingKey> {
         let &i = self.by_kid.get(kid)?;
-        Some(&self.keys[i].decoding)
+        Some(&self.keys[i])
+    }
+
+    /// May a token signed by `key`, issued at `iat` and expiring at `exp` (seconds),
+    /// be accepted? Not if the key was revoked; if it was replaced, only if the token
+    /// was issued before the replacement and expires within a token lifetime of it,
+    /// which is all the key legitimately signed: a stolen key stops minting tokens
+    /// when it is rotated out, and stops at once when it is revoked.
+    pub fn admits(&self, key: &RingKey, iat: i64, exp: i64) -> bool {
+        if key.revoked {
+            return false;
+        }
+        key.replaced_at.is_none_or(|at| {
+            iat.saturating_mul(1000) < at
+                && exp.saturating_mul(1000) <= at.saturating_add(self.token_life)
+        })
     }
 
     /// The public keys as a JWK set (RFC 7517). Empty for HS256: secrets are never published.
@@ -219,9 +265,8 @@ impl KeyRing {
         let keys = self
             .keys
             .iter()
-            .enumerate()
-            .filter(|(i, _)| self.is_published(*i, now))
-            .filter_map(|(_, k)| {
+            .filter(|k| self.is_published(k, now))
+            .filter_map(|k| {
                 Some(Jwk {
                     kty: "OKP",
                     crv: "Ed25519",
@@ -237,9 +282,10 @@ impl KeyRing {
 
     /// Kids of the keys this ring verifies at `now`, signing key last.
     pub fn published_kids(&self, now: i64) -> Vec<&str> {
-        (0..self.keys.len())
-            .filter(|&i| self.is_published(i, now))
-            .map(|i| self.keys[i].kid.as_str())
+        self.keys
+            .iter()
+            .filter(|k| self.is_published(k, now))
+            .map(|k| k.kid.as_str())
             .collect()
     }
 }
@@ -253,11 +299,10 @@ mod tests {
         let m = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
         let old = new_ed25519_key(&m, 0, 0);
         let new = new_ed25519_key(&m, 1_000, 6_000);
-        let ring =
-            KeyRing::from_rows(&[old.clone(), new.clone()], &m, 900_000, (2, 1_000)).unwrap();
+        let ring = KeyRing::from_rows(&[old.clone(), new.clone()], &m, 900_000).unwrap();
         // Before activation: old signs, both verify, both in the JWKS.
         assert_eq!(ring.signing_key(2_000).unwrap().0, old.kid);
-        assert!(ring.verifying_key(&new.kid).is_some());
+        assert!(ring.key(&new.kid).is_some());
         assert_eq!(
             ring.published_kids(2_000),
             vec![old.kid.as_str(), new.kid.as_str()]
@@ -269,9 +314,58 @@ mod tests {
             vec![old.kid.as_str(), new.kid.as_str()]
         );
         assert_eq!(ring.published_kids(6_000 + 900_000), vec![new.kid.as_str()]);
-        // ...and keeps checking signatures (to tell expired from forged) until purged.
-        assert!(ring.verifying_key(&old.kid).is_some());
-        assert!(ring.verifying_key("unknown").is_none());
+        // ...and keeps checking signatures (to tell expired from forged) until purged,
+        // admitting only what it signed before the replacement.
+        let old_key = ring.key(&old.kid).unwrap();
+        assert!(ring.admits(old_key, 5, 5 + 900));
+        assert!(
+            !ring.admits(old_key, 6, 6 + 900),
+            "issued after the replacement"
+        );
+        assert!(ring.admits(old_key, 5, 906), "expires a lifetime after it");
+        assert!(
+            !ring.admits(old_key, 5, 907),
+            "outlives it by more than a lifetime"
+        );
+        assert!(ring.key("unknown").is_none());
+    }
+
+    #[test]
+    fn a_revoked_key_admits_nothing_and_its_successor_signs_at_once() {
+        let m = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+        let mut old = new_ed25519_key(&m, 0, 0);
+        old.revoked_at = Some(10_000);
+        // Stored by `keys revoke` a moment "later" by a clock ahead of this one.
+        let successor = new_ed25519_key(&m, 10_000, 10_500);
+        // A key revoked before it activated never signed: left out.
+        let mut withdrawn = new_ed25519_key(&m, 1_000, 60_000);
+        withdrawn.revoked_at = Some(2_000);
+        let rows = [old.clone(), successor.clone(), withdrawn.clone()];
+        let ring = KeyRing::from_rows(&rows, &m, 900_000).unwrap();
+        assert_eq!(ring.signing_key(10_000).unwrap().0, successor.kid);
+        assert_eq!(ring.signing_key(100_000).unwrap().0, successor.kid);
+        assert!(!ring.admits(ring.key(&old.kid).unwrap(), 1, 900));
+        assert_eq!(ring.published_kids(10_000), vec![successor.kid.as_str()]);
+        assert!(ring.key(&withdrawn.kid).is_none());
+    }
+
+    #[test]
+    fn a_previous_hs256_secret_admits_only_what_it_signed_before() {
+        let retired = Retired {
+            replaced_at: 100_000,
+            revoked: false,
+        };
+        let ring = KeyRing::from_secrets(b"new", &[(b"old", retired)], 900_000);
+        let old = ring.key(&hs256_kid(b"old")).unwrap();
+        assert!(ring.admits(old, 99, 99 + 900));
+        assert!(!ring.admits(old, 100, 100 + 900));
+        let revoked = Retired {
+            revoked: true,
+            ..retired
+        };
+        let ring = KeyRing::from_secrets(b"new", &[(b"old", revoked)], 900_000);
+        assert!(!ring.admits(ring.key(&hs256_kid(b"old")).unwrap(), 99, 99 + 900));
+        assert_eq!(ring.signing_key(0).unwrap().0, hs256_kid(b"new"));
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 /// `GET /metrics`
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.set_revoked_sessions(state.revocations.len());
+    state.metrics.set_sync_age(state.feed.age());
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,4 +1,5 @@
-//! The `signing_keys` table: EdDSA keys shared by every instance.
+//! The `signing_keys` table: EdDSA keys shared by every instance; and
+//! `retired_secrets`: when each HS256 secret was replaced, and whether it was revoked.
 
 use super::{Arg, Db};
 use crate::error::Result;
@@ -12,6 +13,7 @@ pub struct KeyRow {
     pub public_key: Vec<u8>,
     pub created_at: i64,
     pub activates_at: i64,
+    pub revoked_at: Option<i64>,
 }
 
 impl std::fmt::Debug for KeyRow {
@@ -21,6 +23,7 @@ impl std::fmt::Debug for KeyRow {
             .field("alg", &self.alg)
             .field("created_at", &self.created_at)
             .field("activates_at", &self.activates_at)
+            .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +56,7 @@ pub async fn all(db: &Db) -> Result<Vec<KeyRow>> {
     let rows = db
         .read()
         .fetch_all(
-            "SELECT kid, alg, sealed_key, public_key, created_at, activates_at
+            "SELECT kid, alg, sealed_key, public_key, created_at, activates_at, revoked_at
                FROM signing_keys ORDER BY activates_at, kid",
             &[],
         )
@@ -61,22 +64,137 @@ pub async fn all(db: &Db) -> Result<Vec<KeyRow>> {
     Ok(rows)
 }
 
-/// A cheap fingerprint of the table (count and newest creation), polled to notice a
-/// rotation done by another instance.
-pub async fn fingerprint(db: &Db) -> Result<(i64, i64)> {
-    let fingerprint = db
-        .read()
-        .fetch_one(
-            "SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM signing_keys",
-            &[],
-        )
-        .await?;
-    Ok(fingerprint)
-}
-
 pub async fn insert(db: &Db, key: &KeyRow) -> Result<()> {
     db.write().execute(INSERT_SQL, &key.columns()).await?;
     Ok(())
+}
+
+/// What [`revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked now; `replaced` when it was the key signing now and `replacement` took
+    /// its place.
+    Now {
+        replaced: bool,
+    },
+    /// It was revoked already.
+    Already,
+    NotFound,
+}
+
+/// Revokes the key `kid` at `now`; if it is the key that signs now (no key that ever
+/// signed activated after it), `replacement` (activating at `now`) is stored in the
+/// same transaction, so that a signing key is never missing.
+pub async fn revoke(db: &Db, kid: &str, now: i64, replacement: &KeyRow) -> Result<Revoked> {
+    let mut insert_args = replacement.columns().to_vec();
+    insert_args.extend::<[Arg; 2]>([kid.into(), now.into()]);
+    let changed = db
+        .write()
+        .transaction(&[
+            (
+                "UPDATE signing_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL",
+                &[kid.into(), now.into()],
+            ),
+            (
+                "INSERT INTO signing_keys (kid, alg, sealed_key, public_key, created_at, activates_at)
+                 SELECT $1, $2, $3, $4, $5, $6
+                  WHERE EXISTS (
+                        SELECT 1 FROM signing_keys k
+                         WHERE k.kid = $7 AND k.revoked_at = $8 AND k.activates_at <= $8
+                           AND NOT EXISTS (
+                               SELECT 1 FROM signing_keys n
+                                WHERE n.activates_at > k.activates_at AND n.activates_at <= $8
+                                  AND (n.revoked_at IS NULL OR n.revoked_at > n.activates_at)))",
+                &insert_args,
+            ),
+        ])
+        .await?;
+    if changed[0] == 1 {
+        return Ok(Revoked::Now {
+            replaced: changed[1] == 1,
+        });
+    }
+    let known: Option<(String,)> = db
+        .write()
+        .fetch_optional("SELECT kid FROM signing_keys WHERE kid = $1", &[kid.into()])
+        .await?;
+    Ok(if known.is_some() {
+        Revoked::Already
+    } else {
+        Revoked::NotFound
+    })
+}
+
+/// A stored `retired_secrets` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RetiredRow {
+    pub kid: String,
+    pub replaced_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Every retired HS256 secret.
+pub async fn retired(db: &Db) -> Result<Vec<RetiredRow>> {
+    let rows = db
+        .read()
+        .fetch_all(
+            "SELECT kid, replaced_at, revoked_at FROM retired_secrets",
+            &[],
+        )
+        .await?;
+    Ok(rows)
+}
+
+/// Records that the HS256 secret `kid` is replaced from `now`, unless that was
+/// recorded already (by this instance earlier, or another one).
+pub async fn retire(db: &Db, kid: &str, now: i64) -> Result<()> {
+    db.write()
+        .execute(
+            "INSERT INTO retired_secrets (kid, replaced_at) VALUES ($1, $2)
+             ON CONFLICT (kid) DO NOTHING",
+            &[kid.into(), now.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The HS256 secret `kid` signs again (configured as the current one): it is not
+/// retired any more, unless it was revoked. Returns whether it was revoked.
+pub async fn unretire(db: &Db, kid: &str) -> Result<bool> {
+    let write = db.write();
+    write
+        .execute(
+            "DELETE FROM retired_secrets WHERE kid = $1 AND revoked_at IS NULL",
+            &[kid.into()],
+        )
+        .await?;
+    let revoked: Option<(String,)> = write
+        .fetch_optional(
+            "SELECT kid FROM retired_secrets WHERE kid = $1",
+            &[kid.into()],
+        )
+        .await?;
+    Ok(revoked.is_some())
+}
+
+/// Revokes the HS256 secret `kid` at `now`. Returns whether it was revoked already.
+pub async fn revoke_secret(db: &Db, kid: &str, now: i64) -> Result<bool> {
+    let write = db.write();
+    let already: Option<(String,)> = write
+        .fetch_optional(
+            "SELECT kid FROM retired_secrets WHERE kid = $1 AND revoked_at IS NOT NULL",
+            &[kid.into()],
+        )
+        .await?;
+    write
+        .execute(
+            "INSERT INTO retired_secrets (kid, replaced_at, revoked_at) VALUES ($1, $2, $2)
+             ON CONFLICT (kid) DO UPDATE
+                SET revoked_at = COALESCE(retired_secrets.revoked_at, excluded.revoked_at)",
+            &[kid.into(), now.into()],
+        )
+        .await?;
+    Ok(already.is_some())
 }
 
 /// Inserts `key` only if the table is empty (first start). Safe when several

@@ -16,12 +16,12 @@ fn config(ttl_secs: u64) -> TokenConfig {
 fn eddsa() -> AccessTokens {
     let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
     let row = new_ed25519_key(&master, 0, 0);
-    let ring = KeyRing::from_rows(&[row], &master, 900_000, (1, 0)).unwrap();
+    let ring = KeyRing::from_rows(&[row], &master, 900_000).unwrap();
     AccessTokens::new(&config(900), ring)
 }
 
 fn hs256(secret: &[u8]) -> AccessTokens {
-    AccessTokens::new(&config(900), KeyRing::from_secrets(secret, &[]))
+    AccessTokens::new(&config(900), KeyRing::from_secrets(secret, &[], 900_000))
 }
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -192,7 +192,7 @@ fn hs256_refusals() {
 
 #[test]
 fn a_cached_token_still_expires() {
-    let tokens = AccessTokens::new(&config(1), KeyRing::from_secrets(SECRET, &[]));
+    let tokens = AccessTokens::new(&config(1), KeyRing::from_secrets(SECRET, &[], 1_000));
     let (token, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
     assert!(tokens.verify(&token).is_ok());
     assert!(tokens.verify(&token).is_ok(), "from the cache");
@@ -221,7 +221,7 @@ fn the_cache_never_accepts_a_token_it_did_not_verify() {
         let (t, _) = tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
         assert!(tokens.verify(&t).is_ok());
     }
-    assert!(tokens.verified.read().unwrap().len() <= VERIFIED_CACHE_CAPACITY);
+    assert!(tokens.verified.read().unwrap().tokens.len() <= VERIFIED_CACHE_CAPACITY);
     assert!(tokens.verify(&token).is_ok());
 }
 
@@ -281,4 +281,46 @@ fn a_token_is_expired_at_its_exp() {
             return;
         }
     }
+}
+
+#[test]
+fn a_replaced_key_verifies_only_what_it_signed_before_the_replacement() {
+    let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+    let now = now_ms();
+    let replaced_at = now - 10_000;
+    let old = new_ed25519_key(&master, 0, 0);
+    let new = new_ed25519_key(&master, replaced_at - 1_000, replaced_at);
+    let ring = KeyRing::from_rows(&[old.clone(), new], &master, 900_000).unwrap();
+    let (old_kid, old_key) = ring.signing_key(0).unwrap();
+    assert_eq!(old_kid, old.kid);
+    let old_key = old_key.clone();
+    let tokens = AccessTokens::new(&config(900), ring);
+    let sign = |iat_ms: i64, life_secs: i64| {
+        let mut c = claims(0);
+        let iat = iat_ms.div_euclid(1000);
+        (c["iat"], c["exp"]) = (serde_json::json!(iat), serde_json::json!(iat + life_secs));
+        forge(
+            &tokens,
+            header(Algorithm::EdDSA, Some("at+jwt"), Some(&old.kid)),
+            &c,
+            &old_key,
+        )
+    };
+    // Signed before the replacement, for one lifetime: good until it expires.
+    assert!(tokens.verify(&sign(replaced_at - 2_000, 900)).is_ok());
+    // Signed after it (a stolen key, a fresh `iat`): refused.
+    assert!(tokens.verify(&sign(now, 900)).is_err());
+    // Back-dated, but meant to outlive the replacement by more than a lifetime: refused.
+    assert!(tokens.verify(&sign(replaced_at - 2_000, 10 * 900)).is_err());
+}
+
+#[test]
+fn a_stored_public_key_must_be_the_private_keys_own() {
+    let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+    let mut row = new_ed25519_key(&master, 0, 0);
+    row.public_key = new_ed25519_key(&master, 0, 0).public_key;
+    let err = KeyRing::from_rows(&[row.clone()], &master, 900_000)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains(&row.kid), "{err}");
 }

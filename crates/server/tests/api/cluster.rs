@@ -127,3 +127,221 @@ async fn a_key_rotated_on_one_instance_signs_and_verifies_on_both(backend: Backe
         );
     }
 }
+
+db_tests!(
+    keys_revoke_stops_a_key_on_every_instance_within_1s,
+    a_revocation_written_by_a_slow_clock_still_reaches_every_instance,
+    an_instance_whose_sync_is_cut_off_refuses_then_recovers,
+);
+
+/// Polls `until` every 10 ms; fails after `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut until: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !until().await {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+fn kids(jwks: &serde_json::Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn keys_revoke_stops_a_key_on_every_instance_within_1s(backend: Backend) {
+    let (a, b) = pair_of_instances(backend).await;
+    let alice = a.signup("alice").await;
+    let kid = jwt_parts(&alice.access_token).0["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // B has verified (and cached) the token.
+    assert_eq!(b.me(&alice.access_token).await.status(), StatusCode::OK);
+    let out = stdout(&baton(&a, &["keys", "revoke", &kid], None));
+    assert!(out.contains(&kid), "{out}");
+    // Both instances refuse it (B had it cached) and leave it out of their JWKS.
+    let took = eventually(
+        Duration::from_secs(1),
+        "every instance stops the key",
+        || async {
+            for app in [&a, &b] {
+                let r = app.me(&alice.access_token).await;
+                if r.status() != StatusCode::UNAUTHORIZED || kids(&app.jwks().await).contains(&kid)
+                {
+                    return false;
+                }
+                assert_error(r, 401, ErrorCode::TokenExpired).await;
+            }
+            true
+        },
+    )
+    .await;
+    eprintln!("keys revoke reached both instances in {took:?}");
+    // The session goes on: its refresh token gets an access token of another key.
+    let next = b.refresh_ok(&alice.refresh_token).await;
+    assert_ne!(jwt_parts(&next.access_token).0["kid"], kid.as_str());
+    assert_eq!(a.me(&next.access_token).await.status(), StatusCode::OK);
+}
+
+async fn a_revocation_written_by_a_slow_clock_still_reaches_every_instance(backend: Backend) {
+    let (a, b) = pair_of_instances(backend).await;
+    let alice = a.signup("alice").await;
+    assert_eq!(b.me(&alice.access_token).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // An instance whose clock is 30 s behind ends the session: the row says it ended
+    // 30 s ago (a transaction that commits late writes the same).
+    let slow_now = baton_server::clock::now_ms() - 30_000;
+    a.state
+        .db
+        .write()
+        .execute(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'logout' WHERE id = $2",
+            &[slow_now.into(), alice.session_id.into()],
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(2), "B refuses the token", || async {
+        b.me(&alice.access_token).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    b.me_refused(&alice.access_token, ErrorCode::SessionRevoked)
+        .await;
+}
+
+/// The change feed of an instance cut off from the database, for real: on PostgreSQL
+/// another connection holds an exclusive lock on `changes` (the feed's read waits, and
+/// its statement timeout ends it), on SQLite (whose readers no lock stops) the table is
+/// renamed away.
+enum FeedFault {
+    Lock(sqlx::PgConnection),
+    Renamed(sqlx::SqliteConnection),
+}
+
+impl FeedFault {
+    async fn start(app: &TestApp) -> FeedFault {
+        use sqlx::Connection;
+        match &app.backend {
+            Backend::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("LOCK TABLE changes IN ACCESS EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                FeedFault::Lock(conn)
+            }
+            Backend::Sqlite => {
+                let path = app.data_dir.path().join("baton.db");
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("ALTER TABLE changes RENAME TO changes_away")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                FeedFault::Renamed(conn)
+            }
+        }
+    }
+
+    async fn end(self) {
+        match self {
+            FeedFault::Lock(mut conn) => {
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            FeedFault::Renamed(mut conn) => {
+                sqlx::query("ALTER TABLE changes_away RENAME TO changes")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn an_instance_whose_sync_is_cut_off_refuses_then_recovers(backend: Backend) {
+    let bound = Duration::from_secs(1);
+    let app = spawn_app_with(backend, |c| c.background.max_staleness = bound).await;
+    let alice = app.signup("alice").await;
+    assert_eq!(app.me(&alice.access_token).await.status(), StatusCode::OK);
+    let fault = FeedFault::start(&app).await;
+    let cut = Instant::now();
+    // Past the staleness bound the instance cannot know whether a session was ended
+    // elsewhere: it refuses authenticated calls rather than accept a revoked token.
+    eventually(bound * 3, "503 while the feed is cut off", || async {
+        app.me(&alice.access_token).await.status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let refused_after = cut.elapsed();
+    // The bound counts from the start of the last good read, up to one interval
+    // (100 ms here) before the cut.
+    let earliest = bound - Duration::from_millis(250);
+    assert!(refused_after >= earliest, "refused after {refused_after:?}");
+    eprintln!("refused {refused_after:?} after the feed was cut off");
+    assert_error(
+        app.me(&alice.access_token).await,
+        503,
+        ErrorCode::Unavailable,
+    )
+    .await;
+    assert_eq!(app.get("/api/health", None).await.status(), StatusCode::OK);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("baton_stale_refusals_total"), "{metrics}");
+    assert!(
+        !metrics.contains("baton_change_feed_failures_total 0"),
+        "{metrics}"
+    );
+    fault.end().await;
+    eventually(
+        Duration::from_secs(5),
+        "service back without a restart",
+        || async { app.me(&alice.access_token).await.status() == StatusCode::OK },
+    )
+    .await;
+}
+
+/// PostgreSQL: both of the feed's connections (the reads and the `LISTEN`) killed by
+/// the server: the instance reconnects by itself and revocations keep arriving pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reconnects_when_its_connections_are_killed() {
+    use sqlx::Connection;
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
+    let Backend::Postgres(url) = &backend else {
+        unreachable!()
+    };
+    let a = spawn_app_with(backend.clone(), |c| {
+        // Polling too slow to pass the test: only the push can.
+        c.background.sync_interval = Duration::from_secs(5);
+        c.background.max_staleness = Duration::from_secs(30);
+    })
+    .await;
+    let b = a.second_instance().await;
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name IN ('baton-feed', 'baton-listen')",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 4, "two connections per instance");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alice = a.signup("alice").await;
+    assert_eq!(b.me(&alice.access_token).await.status(), StatusCode::OK);
+    a.logout(&alice.refresh_token).await;
+    let took = eventually(Duration::from_secs(1), "B refuses the token", || async {
+        b.me(&alice.access_token).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    eprintln!("pushed after reconnecting: {took:?}");
+}

@@ -187,6 +187,15 @@ impl TestApp {
         .await
     }
 
+    /// Stops this server and starts a new one on the same database and data
+    /// directory, with its configuration changed by `customize`.
+    pub async fn restart_with(mut self, customize: impl FnOnce(&mut Config)) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        customize(&mut config);
+        start(self.backend.clone(), config, self.data_dir.clone()).await
+    }
+
     /// Another instance on the same database and master key.
     pub async fn second_instance(&self) -> TestApp {
         start(
