@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::clock::now_ms;
 use crate::config::{hs256_secret_problem, Config, JwtAlgorithm};
 use crate::files::{create_private_file, read_key_file};
+use crate::refresh_token::ChainKeys;
 use crate::store::keys::KeyRow;
 use crate::store::{self, Db};
 
@@ -70,6 +71,18 @@ impl KeySource {
                     .map(|s| Zeroizing::new(s.expose().as_bytes().to_vec()))
                     .collect();
                 Ok(KeySource::Secrets { current, previous })
+            }
+        }
+    }
+
+    /// The keys that derive refresh-token successors: from the master key, or from the
+    /// HS256 secrets (the current one derives, earlier ones are still recognised).
+    pub fn chain_keys(&self) -> ChainKeys {
+        match self {
+            KeySource::Database(master) => master.chain_keys().clone(),
+            KeySource::Secrets { current, previous } => {
+                let previous: Vec<&[u8]> = previous.iter().map(|s| s.as_slice()).collect();
+                ChainKeys::derive(current, &previous)
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::keys::KeySource;
 use crate::metrics::Metrics;
 use crate::password::Passwords;
 use crate::rate_limit::RateLimits;
+use crate::refresh_token::ChainKeys;
 use crate::revocation::Revocations;
 use crate::store::sessions::{Ending, Lifetimes, RevokeReason};
 use crate::store::{self, Db};
@@ -29,6 +30,8 @@ pub struct AppInner {
     pub config: Config,
     pub db: Db,
     pub keys: KeySource,
+    /// Derives every refresh token's successor (see [`crate::refresh_token`]).
+    pub chain: ChainKeys,
     pub tokens: AccessTokens,
     pub passwords: Passwords,
     pub revocations: Revocations,
@@ -61,6 +64,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
         let db = Db::connect(&config).await?;
         let keys = KeySource::from_config(&config)?;
+        let chain = keys.chain_keys();
         let token_life = config.tokens.access_token_life();
         // The feed first: a key change made after it starts is read by its first round.
         let revocations = Revocations::new(token_life);
@@ -76,6 +80,7 @@ impl AppState {
             config,
             db,
             keys,
+            chain,
             tokens,
             passwords,
             revocations,

@@ -22,6 +22,21 @@ use crate::config::Config;
 
 pub use pool::{Arg, Pool, Row};
 
+/// The database's clock, as SQL for the backend (`db_now!(sqlite)`, `db_now!(postgres)`):
+/// unix milliseconds, the same value wherever a statement uses it. Times that several
+/// instances compare (a rotation and its grace window, a token's expiry) come from it,
+/// so an instance whose own clock is off moves none of them. On PostgreSQL it is
+/// `now()`, the start of the transaction; on SQLite, the clock of the process that
+/// runs the statement (every process on the file shares the machine's clock).
+macro_rules! db_now {
+    (sqlite) => {
+        "CAST(ROUND(unixepoch('subsec') * 1000) AS INTEGER)"
+    };
+    (postgres) => {
+        "(EXTRACT(EPOCH FROM now()) * 1000)::bigint"
+    };
+}
+
 pub mod changes;
 pub mod keys;
 pub mod notes;

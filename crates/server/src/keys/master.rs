@@ -12,10 +12,15 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::files::{create_private_file, read_key_file};
+use crate::refresh_token::ChainKeys;
 
-/// 32 bytes that seal the private signing keys stored in the database. The cipher
-/// wipes its key schedule when dropped (the `zeroize` features of aes-gcm's parts).
-pub struct MasterKey(Aes256Gcm);
+/// 32 bytes that seal the private signing keys stored in the database, and from which
+/// the refresh-token chain key is derived. The cipher wipes its key schedule when
+/// dropped (the `zeroize` features of aes-gcm's parts).
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+    chain: ChainKeys,
+}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,9 +39,10 @@ impl MasterKey {
         if bytes.len() != 32 {
             bail!("the master key must be 32 bytes (base64 of 32 random bytes)");
         }
-        Ok(Self(
-            Aes256Gcm::new_from_slice(&bytes).expect("32-byte key"),
-        ))
+        Ok(Self {
+            cipher: Aes256Gcm::new_from_slice(&bytes).expect("32-byte key"),
+            chain: ChainKeys::derive(&bytes, &[]),
+        })
     }
 
     /// A new random master key, as base64 (what `keys generate-master` prints).
@@ -64,11 +70,16 @@ impl MasterKey {
         Self::from_base64(&read_key_file(&path)?)
     }
 
+    /// The key that derives refresh-token successors.
+    pub(super) fn chain_keys(&self) -> &ChainKeys {
+        &self.chain
+    }
+
     pub(super) fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
         let ciphertext = self
-            .0
+            .cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -87,7 +98,7 @@ impl MasterKey {
             bail!("sealed key {kid} is truncated");
         }
         let (nonce, ciphertext) = sealed.split_at(12);
-        self.0
+        self.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: kid.as_bytes() })
             .map(Zeroizing::new)
             .map_err(|_| {

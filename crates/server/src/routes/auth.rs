@@ -135,18 +135,20 @@ async fn start_session(
         user_agent,
     };
     let issued = store::sessions::create(&state.db, login, &state.lifetimes(), now).await?;
-    token_pair(state, issued, now)
+    token_pair(state, issued)
 }
 
 /// The answer to a login or a refresh: a new access token beside the refresh token.
-fn token_pair(state: &AppState, issued: Issued, now: i64) -> Result<TokenPair> {
+fn token_pair(state: &AppState, issued: Issued) -> Result<TokenPair> {
     let (access_token, _exp) = state.tokens.sign(issued.user.id, issued.session_id)?;
     Ok(TokenPair {
         access_token,
         token_type: TOKEN_TYPE_BEARER.to_owned(),
         expires_in: state.tokens.ttl_secs(),
         refresh_token: issued.refresh_token,
-        refresh_expires_in: (issued.expires_at - now).div_euclid(1000).max(0),
+        refresh_expires_in: (issued.expires_at - issued.issued_at)
+            .div_euclid(1000)
+            .max(0),
         session_id: issued.session_id,
         user: issued.user,
     })
@@ -161,6 +163,7 @@ fn token_pair(state: &AppState, issued: Issued, now: i64) -> Result<TokenPair> {
         (status = 400, description = "`invalid_input`", body = ApiError),
         (status = 401, description = "`refresh_token_invalid`, `refresh_token_expired`, `refresh_token_reused` or `session_revoked`", body = ApiError),
         (status = 429, description = "`rate_limited`", body = ApiError),
+        (status = 503, description = "`unavailable`: nothing was issued or ended; try again", body = ApiError),
     )
 )]
 pub async fn refresh(
@@ -184,14 +187,13 @@ async fn refresh_inner(
 ) -> Result<TokenPair> {
     state.limits.refresh_attempt(&ip)?;
     let token = req.parse()?;
-    let now = now_ms();
-    let hash = refresh_token::hash(token);
-    let rotation = store::rotation::rotate(&state.db, &hash, &state.lifetimes(), now).await?;
+    let rotation =
+        store::rotation::rotate(&state.db, &state.chain, token, &state.lifetimes()).await?;
     let (code, message) = match rotation {
-        Rotation::Rotated(issued) => return token_pair(state, issued, now),
-        Rotation::Sibling(issued) => {
-            tracing::info!(session_id = %issued.session_id, "refresh token presented again within the grace window");
-            return token_pair(state, issued, now);
+        Rotation::Rotated(issued) => return token_pair(state, issued),
+        Rotation::Replayed(issued) => {
+            tracing::info!(session_id = %issued.session_id, "refresh token presented again within the grace window: its successor again");
+            return token_pair(state, issued);
         }
         // A used token presented again outside the grace window was copied: the whole
         // session ends, so that neither the thief nor the user keeps a working token.
@@ -209,10 +211,8 @@ async fn refresh_inner(
                 "this refresh token was already used; the session has been ended",
             )
         }
-        Rotation::Contended => (
-            ErrorCode::RefreshTokenReused,
-            "this refresh token was already used",
-        ),
+        // Nothing was issued and nothing ended: the client may try again.
+        Rotation::Contended => return Err(Error::unavailable()),
         Rotation::Expired => (
             ErrorCode::RefreshTokenExpired,
             "the refresh token expired; log in again",

@@ -1,9 +1,11 @@
 //! Refresh-token rotation: the whole rule is [`rotate`], and this module holds every
 //! statement it runs.
 //!
-//! A session row carries a `generation` counter. The refresh tokens that may rotate now
-//! are those of the session's current generation; a token of an older generation has
-//! been used. A presented token gets:
+//! A session row carries a `generation` counter. The refresh token that may rotate now
+//! is the one of the session's current generation; a token of an older generation has
+//! been used. Every token but a login's is its predecessor's successor, derived with
+//! the chain key ([`ChainKeys`]), so presenting one token always asks for one and the
+//! same successor: a session has exactly one chain. A presented token gets:
 //!
 //! | the presented token | [`Rotation`] |
 //! |---|---|
@@ -11,47 +13,59 @@
 //! | belongs to an ended session | `SessionEnded` |
 //! | belongs to a session past its absolute end | `Expired` |
 //! | is its session's current token, unused for longer than the idle lifetime | `Expired` |
-//! | is its session's current token | `Rotated`: a successor of the next generation, which makes every token of this one used |
-//! | is of the generation before the current one, and the session rotated at most the grace window ago | `Sibling`: another token of the current generation (a lost response or racing tabs must not log anyone out) |
+//! | is its session's current token | `Rotated`: its successor becomes the session's current token, which makes this one used |
+//! | is the token before the current one, the current one is its successor, and the session rotated at most the grace window ago | `Replayed`: that successor again (a lost answer or racing tabs must not log anyone out) |
 //! | is any other used token | `Reused`: it was copied; the caller ends the session |
 //!
-//! A successor expires the idle lifetime after it is issued, and never after its
-//! session: `MIN`/`LEAST(idle_until, sessions.expires_at)` in each statement that issues
-//! one.
+//! So whoever presents a just-rotated token inside the window, its owner or a thief,
+//! ends up on the one chain, and the next rotation by either makes the other's token
+//! used: presented after the window, it is reuse and ends the session.
 //!
-//! Every statement that issues a token is a compare-and-swap on the session's
-//! generation, so of any number of concurrent presentations of one token exactly one
-//! rotates it. A presentation that loses reads the token again and is judged anew.
+//! Times that decide (a rotation's time, the window, expiry) are the database's clock,
+//! read in the statement ([`db_now`](super::db_now)), never an instance's: several
+//! instances compare them, and one whose clock is off must not move a window for all.
+//! A rotation dated more than the window away from the database's now, in either
+//! direction, opens no window.
+//!
+//! A successor expires the idle lifetime after it is issued, and never after its
+//! session: `MIN`/`LEAST(now + idle, sessions.expires_at)` in the statement that issues
+//! it.
+//!
+//! The statement that rotates is a compare-and-swap on the session's generation, so of
+//! any number of concurrent presentations of one token exactly one rotates it; the
+//! others read the token again, find it just rotated and get the same successor
+//! (`Replayed`, a read: it writes nothing).
 //!
 //! On SQLite, a statement cannot both insert a token and update its session (no
 //! data-modifying `WITH`). The trigger `refresh_tokens_advance_session`
 //! (`migrations/sqlite/0002_one_statement_rotation.sql`) does the session half inside
 //! the same statement: every inserted token sets its session's `last_used_at` to the
 //! token's `created_at`, and a token of a newer generation also moves the session's
-//! `generation` to it and sets `rotated_at`. The SQLite statements here only insert;
-//! the single writer connection runs each one atomically, and its `WHERE` is the
-//! compare-and-swap. PostgreSQL has no trigger: its statements update the session row
-//! themselves, and the row lock of that `UPDATE` is the compare-and-swap.
+//! `generation` to it and sets `rotated_at`. The SQLite statement here only inserts;
+//! the single writer connection runs it atomically, and its `WHERE` is the
+//! compare-and-swap. PostgreSQL has no trigger: its statement updates the session row
+//! itself, and the row lock of that `UPDATE` is the compare-and-swap.
 
 use uuid::Uuid;
 
 use super::sessions::{Issued, Lifetimes};
 use super::{users, Db};
 use crate::error::Result;
-use crate::refresh_token;
+use crate::refresh_token::{ChainKeys, Token};
 
 /// What a presented refresh token gets. [`Issued`] holds a refresh token, so neither
 /// this nor it implements `Debug`.
 pub enum Rotation {
     /// The current token rotated: here is its successor.
     Rotated(Issued),
-    /// A just-rotated token, inside the grace window: another token of the current
-    /// generation.
-    Sibling(Issued),
-    /// A used token outside the grace window: the session must end.
+    /// The token rotated moments ago, inside the grace window: the successor it got
+    /// then, which is still the session's current token.
+    Replayed(Issued),
+    /// A used token, outside the grace window or not the one before the current
+    /// token: the session must end.
     Reused { session_id: Uuid, user_id: Uuid },
-    /// Other presentations changed the session [`PASSES`] times between this one's
-    /// read and write; nothing was issued and nothing ended.
+    /// The token was current on every read but its rotation wrote nothing, [`PASSES`]
+    /// times: nothing was issued and nothing ended (the caller may try again).
     Contended,
     /// The token is past its idle lifetime, or its session past its absolute end.
     Expired,
@@ -61,57 +75,39 @@ pub enum Rotation {
     Unknown,
 }
 
-/// How many times a presentation reads and tries again after another exchange changed
-/// the session between its read and its write: enough for any interleaving of one
-/// rotation and its grace siblings.
+/// How many times a presentation that reads its token current tries to rotate it.
+/// A rotation that loses to a concurrent one finds the token rotated on the next read,
+/// so more than one pass is needed only when the database itself is amiss.
 const PASSES: usize = 3;
 
-/// Exchanges the refresh token whose hash is `presented` for a successor, at `now`.
-/// See the module documentation for the rule.
+/// Exchanges `presented` for its successor. See the module documentation for the rule.
 #[tracing::instrument(skip_all)]
 pub async fn rotate(
     db: &Db,
-    presented: &[u8],
+    chain: &ChainKeys,
+    presented: &str,
     lifetimes: &Lifetimes,
-    now: i64,
 ) -> Result<Rotation> {
-    let (refresh_token, hash) = refresh_token::generate();
-    let next = Next {
-        hash: &hash,
-        now,
-        until: lifetimes.idle_until(now),
-    };
+    let presented_hash = crate::refresh_token::hash(presented);
+    let successor = chain.successor(presented);
     // The common case, a live session's current token, is one statement.
-    if let Some(row) = advance(db, presented, next).await? {
-        return Ok(Rotation::Rotated(row.issued(refresh_token)));
+    if let Some(row) = advance(db, &presented_hash, &successor, lifetimes).await? {
+        return Ok(Rotation::Rotated(row.issued(successor.text)));
     }
     // Anything else: find out what the token is now.
-    let mut found = find(db, presented, false).await?;
+    let mut fresh = false;
     for _ in 0..PASSES {
-        let Some(token) = found else {
-            return Ok(Rotation::Unknown);
-        };
-        match judge(&token, lifetimes, now) {
+        let found = find(db, &presented_hash, fresh).await?;
+        match judge(&found, chain, presented, lifetimes) {
             Judgement::Final(rotation) => return Ok(rotation),
             Judgement::Current => {
-                if let Some(row) = advance(db, presented, next).await? {
-                    return Ok(Rotation::Rotated(row.issued(refresh_token)));
-                }
-            }
-            Judgement::InGrace => {
-                if let Some(expires_at) = add_sibling(db, &token, next).await? {
-                    return Ok(Rotation::Sibling(Issued {
-                        session_id: token.session_id,
-                        user: token.user(),
-                        refresh_token,
-                        expires_at,
-                    }));
+                if let Some(row) = advance(db, &presented_hash, &successor, lifetimes).await? {
+                    return Ok(Rotation::Rotated(row.issued(successor.text)));
                 }
             }
         }
-        // Another exchange changed the session between the read and the write: read
-        // again on the write path, which sees every committed rotation.
-        found = find(db, presented, true).await?;
+        // Read again on the write path, which sees every committed rotation.
+        fresh = true;
     }
     Ok(Rotation::Contended)
 }
@@ -120,12 +116,15 @@ enum Judgement {
     Final(Rotation),
     /// The session's current token: it rotates, unless another presentation does first.
     Current,
-    /// A just-rotated token inside the grace window: it gets a sibling, unless the
-    /// session moves on first.
-    InGrace,
 }
 
-fn judge(token: &Found, lifetimes: &Lifetimes, now: i64) -> Judgement {
+/// The rule of the module's table, on what [`find`] read: one row per token of the
+/// session's current generation (one, but for sessions from before chained tokens).
+fn judge(rows: &[Found], chain: &ChainKeys, presented: &str, lifetimes: &Lifetimes) -> Judgement {
+    let Some(token) = rows.first() else {
+        return Judgement::Final(Rotation::Unknown);
+    };
+    let now = token.now;
     if token.revoked_at.is_some() {
         return Judgement::Final(Rotation::SessionEnded);
     }
@@ -138,24 +137,44 @@ fn judge(token: &Found, lifetimes: &Lifetimes, now: i64) -> Judgement {
         }
         return Judgement::Current;
     }
-    let just_rotated = token.token_generation + 1 == token.session_generation
+    let in_window = lifetimes.grace > 0
+        && token.token_generation + 1 == token.session_generation
         && token
             .rotated_at
-            .is_some_and(|rotated| now - rotated <= lifetimes.grace);
-    if lifetimes.grace > 0 && just_rotated {
-        Judgement::InGrace
-    } else {
-        Judgement::Final(Rotation::Reused {
-            session_id: token.session_id,
-            user_id: token.user_id,
-        })
+            .is_some_and(|rotated| now.abs_diff(rotated) <= lifetimes.grace.unsigned_abs());
+    if in_window {
+        // The current token must be this one's successor: the session moved on from
+        // it, not from another token of its generation.
+        for successor in chain.successors(presented) {
+            if let Some(current) = rows
+                .iter()
+                .find(|row| row.current_hash.as_deref() == Some(&successor.hash[..]))
+            {
+                let Some(expires_at) = current.current_expires_at.filter(|&at| now < at) else {
+                    return Judgement::Final(Rotation::Expired);
+                };
+                return Judgement::Final(Rotation::Replayed(Issued {
+                    session_id: token.session_id,
+                    user: token.user(),
+                    refresh_token: successor.text,
+                    issued_at: now,
+                    expires_at,
+                }));
+            }
+        }
     }
+    Judgement::Final(Rotation::Reused {
+        session_id: token.session_id,
+        user_id: token.user_id,
+    })
 }
 
-/// A successful [`advance`]: the session, the successor's expiry and the user.
+/// A successful [`advance`]: the session, when (the database's now), the successor's
+/// expiry and the user.
 #[derive(sqlx::FromRow)]
 struct Advanced {
     session_id: Uuid,
+    created_at: i64,
     expires_at: i64,
     user_id: Uuid,
     username: String,
@@ -168,100 +187,73 @@ impl Advanced {
             session_id: self.session_id,
             user: users::user(self.user_id, self.username, self.user_created_at),
             refresh_token,
+            issued_at: self.created_at,
             expires_at: self.expires_at,
         }
     }
 }
 
-/// The token a presentation issues if it may: its hash, when (`created_at`), and until
-/// when it may stay unused (`$3` of the statements, capped there at the session's end).
-#[derive(Clone, Copy)]
-struct Next<'a> {
-    hash: &'a [u8],
-    now: i64,
-    until: i64,
-}
-
 /// When `presented` is its session's current, unexpired token and the session is live:
-/// inserts `next` as the first token of the next generation and moves the session
-/// to it, in one statement. `None`, and nothing changed, otherwise.
-async fn advance(db: &Db, presented: &[u8], next: Next<'_>) -> Result<Option<Advanced>> {
+/// inserts `successor` as the token of the next generation and moves the session to
+/// it, in one statement. `None`, and nothing changed, otherwise.
+async fn advance(
+    db: &Db,
+    presented: &[u8],
+    successor: &Token,
+    lifetimes: &Lifetimes,
+) -> Result<Option<Advanced>> {
     let sql = if db.is_sqlite() {
         // The trigger moves the session on. `RETURNING` sees only the inserted row,
         // hence the subqueries for the user.
-        "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-         SELECT $1, s.id, s.generation + 1, $2, MIN($3, s.expires_at)
-           FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-          WHERE t.token_hash = $4 AND t.generation = s.generation AND s.revoked_at IS NULL
-            AND t.expires_at > $2 AND s.expires_at > $2
-         RETURNING session_id, expires_at,
-            (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
-            (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
-              WHERE s.id = refresh_tokens.session_id) AS username,
-            (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
-              WHERE s.id = refresh_tokens.session_id) AS user_created_at"
+        concat!(
+            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+             SELECT $1, s.id, s.generation + 1, c.now, MIN(c.now + $2, s.expires_at)
+               FROM (SELECT ", db_now!(sqlite), " AS now) c,
+                    refresh_tokens t JOIN sessions s ON s.id = t.session_id
+              WHERE t.token_hash = $3 AND t.generation = s.generation AND s.revoked_at IS NULL
+                AND t.expires_at > c.now AND s.expires_at > c.now
+             RETURNING session_id, created_at, expires_at,
+                (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
+                (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE s.id = refresh_tokens.session_id) AS username,
+                (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE s.id = refresh_tokens.session_id) AS user_created_at"
+        )
     } else {
         // A concurrent rotation holds the session row until it commits; this UPDATE
         // then re-checks its condition against the new row, where the generations no
         // longer match.
-        "WITH advanced AS (
-            UPDATE sessions s
-               SET generation = s.generation + 1, rotated_at = $2, last_used_at = $2
-              FROM refresh_tokens t
-             WHERE t.token_hash = $4 AND s.id = t.session_id AND s.generation = t.generation
-               AND s.revoked_at IS NULL AND t.expires_at > $2 AND s.expires_at > $2
-            RETURNING s.id, s.generation, s.user_id, LEAST($3, s.expires_at) AS expires_at),
-         inserted AS (
-            INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-            SELECT $1, id, generation, $2, expires_at FROM advanced
-            RETURNING session_id, expires_at)
-         SELECT i.session_id, i.expires_at, u.id AS user_id, u.username,
-                u.created_at AS user_created_at
-           FROM inserted i
-           JOIN advanced a ON a.id = i.session_id
-           JOIN users u ON u.id = a.user_id"
+        concat!(
+            "WITH c AS (SELECT ", db_now!(postgres), " AS now),
+             advanced AS (
+                UPDATE sessions s
+                   SET generation = s.generation + 1, rotated_at = c.now, last_used_at = c.now
+                  FROM refresh_tokens t, c
+                 WHERE t.token_hash = $3 AND s.id = t.session_id AND s.generation = t.generation
+                   AND s.revoked_at IS NULL AND t.expires_at > c.now AND s.expires_at > c.now
+                RETURNING s.id, s.generation, s.user_id, c.now,
+                          LEAST(c.now + $2, s.expires_at) AS expires_at),
+             inserted AS (
+                INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                SELECT $1, id, generation, now, expires_at FROM advanced
+                RETURNING session_id, created_at, expires_at)
+             SELECT i.session_id, i.created_at, i.expires_at, u.id AS user_id, u.username,
+                    u.created_at AS user_created_at
+               FROM inserted i
+               JOIN advanced a ON a.id = i.session_id
+               JOIN users u ON u.id = a.user_id"
+        )
     };
     let args = [
-        next.hash.into(),
-        next.now.into(),
-        next.until.into(),
+        successor.hash[..].into(),
+        lifetimes.idle.into(),
         presented.into(),
     ];
     Ok(db.write().fetch_optional(sql, &args).await?)
 }
 
-/// When the session is still at the generation `token` saw and live: inserts
-/// `next` as another token of that generation, in one statement, and returns its
-/// expiry. `None`, and nothing changed, when the session moved on or ended meanwhile.
-async fn add_sibling(db: &Db, token: &Found, next: Next<'_>) -> Result<Option<i64>> {
-    let sql = if db.is_sqlite() {
-        // The trigger marks the session used.
-        "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-         SELECT $1, id, generation, $2, MIN($3, expires_at) FROM sessions
-          WHERE id = $4 AND generation = $5 AND revoked_at IS NULL
-         RETURNING expires_at"
-    } else {
-        "WITH touched AS (
-            UPDATE sessions SET last_used_at = $2
-             WHERE id = $4 AND generation = $5 AND revoked_at IS NULL
-            RETURNING id, generation, LEAST($3, expires_at) AS expires_at)
-         INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-         SELECT $1, id, generation, $2, expires_at FROM touched
-         RETURNING expires_at"
-    };
-    let (session, generation) = (token.session_id, token.session_generation);
-    let args = [
-        next.hash.into(),
-        next.now.into(),
-        next.until.into(),
-        session.into(),
-        generation.into(),
-    ];
-    let issued: Option<(i64,)> = db.write().fetch_optional(sql, &args).await?;
-    Ok(issued.map(|(expires_at,)| expires_at))
-}
-
-/// A stored refresh token with the state of its session and user.
+/// A stored refresh token with the state of its session and user, a token of the
+/// session's current generation, and the database's now.
 #[derive(sqlx::FromRow)]
 struct Found {
     session_id: Uuid,
@@ -275,6 +267,9 @@ struct Found {
     user_id: Uuid,
     username: String,
     user_created_at: i64,
+    current_hash: Option<Vec<u8>>,
+    current_expires_at: Option<i64>,
+    now: i64,
 }
 
 impl Found {
@@ -284,16 +279,31 @@ impl Found {
 }
 
 /// Looks a refresh token up by its hash: on SQLite's readers, or with `fresh` on the
-/// writer, which has seen every committed rotation.
-async fn find(db: &Db, token_hash: &[u8], fresh: bool) -> Result<Option<Found>> {
-    const SQL: &str =
-        "SELECT t.session_id, t.generation AS token_generation, t.expires_at AS token_expires_at,
-            s.generation AS session_generation, s.expires_at AS session_expires_at,
-            s.rotated_at, s.revoked_at, s.user_id, u.username, u.created_at AS user_created_at
-           FROM refresh_tokens t
-           JOIN sessions s ON s.id = t.session_id
-           JOIN users u ON u.id = s.user_id
-          WHERE t.token_hash = $1";
+/// writer, which has seen every committed rotation. One row per token of the session's
+/// current generation.
+async fn find(db: &Db, token_hash: &[u8], fresh: bool) -> Result<Vec<Found>> {
+    macro_rules! find_sql {
+        ($backend:ident) => {
+            concat!(
+                "SELECT t.session_id, t.generation AS token_generation,
+                    t.expires_at AS token_expires_at, s.generation AS session_generation,
+                    s.expires_at AS session_expires_at, s.rotated_at, s.revoked_at, s.user_id,
+                    u.username, u.created_at AS user_created_at,
+                    c.token_hash AS current_hash, c.expires_at AS current_expires_at,
+                    ", db_now!($backend), " AS now
+                   FROM refresh_tokens t
+                   JOIN sessions s ON s.id = t.session_id
+                   JOIN users u ON u.id = s.user_id
+                   LEFT JOIN refresh_tokens c ON c.session_id = s.id AND c.generation = s.generation
+                  WHERE t.token_hash = $1"
+            )
+        };
+    }
+    let sql = if db.is_sqlite() {
+        find_sql!(sqlite)
+    } else {
+        find_sql!(postgres)
+    };
     let pool = if fresh { db.write() } else { db.read() };
-    Ok(pool.fetch_optional(SQL, &[token_hash.into()]).await?)
+    Ok(pool.fetch_all(sql, &[token_hash.into()]).await?)
 }

@@ -68,6 +68,8 @@ pub struct Issued {
     pub session_id: Uuid,
     pub user: User,
     pub refresh_token: String,
+    /// When it was issued, and when it expires (unix ms).
+    pub issued_at: i64,
     pub expires_at: i64,
 }
 
@@ -90,7 +92,7 @@ pub async fn create(
     let id = Uuid::new_v4();
     let expires_at = now + lifetimes.session;
     let token_expires_at = lifetimes.idle_until(now).min(expires_at);
-    let (refresh_token, token_hash) = refresh_token::generate();
+    let first = refresh_token::generate();
     let session: &[Arg] = &[
         id.into(),
         new.user.id.into(),
@@ -100,7 +102,7 @@ pub async fn create(
         expires_at.into(),
     ];
     let first_token: &[Arg] = &[
-        token_hash[..].into(),
+        first.hash[..].into(),
         id.into(),
         now.into(),
         token_expires_at.into(),
@@ -122,7 +124,8 @@ pub async fn create(
     Ok(Issued {
         session_id: id,
         user: new.user,
-        refresh_token,
+        refresh_token: first.text,
+        issued_at: now,
         expires_at: token_expires_at,
     })
 }

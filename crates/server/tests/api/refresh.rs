@@ -21,6 +21,9 @@ db_tests!(
     concurrent_refreshes_inside_the_grace_window_all_succeed,
     an_access_token_is_not_a_refresh_token,
     refresh_tokens_are_stored_only_as_hashes,
+    fifty_presentations_of_a_just_rotated_token_get_one_successor,
+    a_rotation_dated_in_the_future_opens_no_window,
+    losing_every_rotation_pass_is_a_retryable_503,
 );
 
 fn no_grace(c: &mut baton_server::config::Config) {
@@ -70,12 +73,17 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session(backend: Backend
 async fn the_predecessor_works_inside_the_grace_window(backend: Backend) {
     let app = spawn_app(backend).await; // default grace: 10 s
     let first = app.signup("alice").await;
-    // The response of this refresh is "lost": the client retries with the old token.
+    // The response of this refresh is "lost": the client retries with the old token,
+    // and gets the successor it lost.
     let lost = app.refresh_ok(&first.refresh_token).await;
     let retried = app.refresh_ok(&first.refresh_token).await;
-    assert_ne!(retried.refresh_token, lost.refresh_token);
+    assert_eq!(retried.refresh_token, lost.refresh_token);
     assert_eq!(retried.session_id, first.session_id);
-    // Both successors are live tokens of the one session; whichever the client kept works.
+    assert_ne!(
+        retried.access_token, lost.access_token,
+        "a new access token"
+    );
+    assert!(retried.refresh_expires_in > 0);
     let next = app.refresh_ok(&retried.refresh_token).await;
     assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
 }
@@ -178,17 +186,24 @@ async fn fifty_concurrent_refreshes_one_winner(backend: Backend) {
 }
 
 async fn concurrent_refreshes_inside_the_grace_window_all_succeed(backend: Backend) {
-    // Two tabs (or a retry) racing with the same token must not log the user out.
+    // Tabs (or retries) racing with the same current token must not log the user out:
+    // one rotates it, and every other gets the same successor.
     let app = spawn_app(backend).await;
     let pair = app.signup("alice").await;
-    let responses = join_all((0..8).map(|_| app.refresh(&pair.refresh_token))).await;
-    let mut pairs = Vec::new();
+    let responses = join_all((0..50).map(|_| app.refresh(&pair.refresh_token))).await;
+    let mut successors = std::collections::HashSet::new();
     for r in responses {
         assert_eq!(r.status(), StatusCode::OK);
-        pairs.push(r.json::<TokenPair>().await.unwrap());
+        successors.insert(r.json::<TokenPair>().await.unwrap().refresh_token);
     }
-    // Any one of them carries on.
-    let next = app.refresh_ok(&pairs[5].refresh_token).await;
+    assert_eq!(successors.len(), 1, "one successor");
+    assert_eq!(
+        app.refresh_tokens_of_generation(pair.session_id, 1).await,
+        1,
+        "exactly one child token"
+    );
+    let successor = successors.into_iter().next().unwrap();
+    let next = app.refresh_ok(&successor).await;
     assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
 }
 
@@ -207,4 +222,95 @@ async fn refresh_tokens_are_stored_only_as_hashes(backend: Backend) {
     let hash = baton_server::refresh_token::hash(&pair.refresh_token);
     let stored = app.stored_refresh_token_hashes().await;
     assert_eq!(stored, vec![hash.to_vec()]);
+}
+
+async fn fifty_presentations_of_a_just_rotated_token_get_one_successor(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.tokens.reuse_grace = Duration::from_secs(2)).await;
+    let stolen = app.signup("alice").await;
+    let owner = app.refresh_ok(&stolen.refresh_token).await;
+    // A thief (or lost answers, racing tabs) presents the just-rotated token 50 times
+    // at once inside the window: every one receives the owner's successor.
+    let responses = join_all((0..50).map(|_| app.refresh(&stolen.refresh_token))).await;
+    for r in responses {
+        assert_eq!(r.status(), StatusCode::OK);
+        let pair: TokenPair = r.json().await.unwrap();
+        assert_eq!(pair.refresh_token, owner.refresh_token, "one successor");
+        assert_eq!(pair.session_id, owner.session_id);
+    }
+    assert_eq!(
+        app.refresh_tokens_of(owner.session_id).await,
+        2,
+        "no token besides the chain's: the login's and its successor"
+    );
+    // The owner rotates on; the thief's copy of the successor, presented once the
+    // window has passed, is reuse and ends the session for both.
+    let next = app.refresh_ok(&owner.refresh_token).await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    app.refresh_refused(&owner.refresh_token, ErrorCode::RefreshTokenReused)
+        .await;
+    app.refresh_refused(&next.refresh_token, ErrorCode::SessionRevoked)
+        .await;
+    app.me_refused(&next.access_token, ErrorCode::SessionRevoked)
+        .await;
+}
+
+async fn a_rotation_dated_in_the_future_opens_no_window(backend: Backend) {
+    // What an instance whose clock is an hour fast would write, on a fleet that took
+    // the time of each instance: the rotation an hour ahead.
+    let app = spawn_app(backend).await;
+    let stolen = app.signup("alice").await;
+    let owner = app.refresh_ok(&stolen.refresh_token).await;
+    app.state
+        .db
+        .write()
+        .execute(
+            "UPDATE sessions SET rotated_at = rotated_at + 3600000 WHERE id = $1",
+            &[owner.session_id.into()],
+        )
+        .await
+        .unwrap();
+    app.refresh_refused(&stolen.refresh_token, ErrorCode::RefreshTokenReused)
+        .await;
+    app.refresh_refused(&owner.refresh_token, ErrorCode::SessionRevoked)
+        .await;
+}
+
+async fn losing_every_rotation_pass_is_a_retryable_503(backend: Backend) {
+    // A fault that makes every write of a rotation do nothing while reads still show
+    // the token current: each pass loses.
+    let app = spawn_app(backend).await;
+    let pair = app.signup("alice").await;
+    let db = app.state.db.write();
+    let (drop_writes, restore) = if app.state.db.is_sqlite() {
+        (
+            vec![
+                "CREATE TRIGGER lose_rotations BEFORE INSERT ON refresh_tokens
+                  BEGIN SELECT RAISE(IGNORE); END",
+            ],
+            "DROP TRIGGER lose_rotations",
+        )
+    } else {
+        (
+            vec![
+                "CREATE FUNCTION lose_rotation() RETURNS trigger LANGUAGE plpgsql
+                  AS $$ BEGIN RETURN NULL; END $$",
+                "CREATE TRIGGER lose_rotations BEFORE UPDATE ON sessions
+                  FOR EACH ROW EXECUTE FUNCTION lose_rotation()",
+            ],
+            "DROP TRIGGER lose_rotations ON sessions",
+        )
+    };
+    for sql in drop_writes {
+        db.execute(sql, &[]).await.unwrap();
+    }
+    assert_error(
+        app.refresh(&pair.refresh_token).await,
+        503,
+        ErrorCode::Unavailable,
+    )
+    .await;
+    db.execute(restore, &[]).await.unwrap();
+    // Nothing ended: the same token rotates once the fault is gone.
+    let next = app.refresh_ok(&pair.refresh_token).await;
+    assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
 }
