@@ -16,7 +16,8 @@ mod groups;
 mod secret;
 
 pub use groups::{
-    BackgroundConfig, DatabaseConfig, HttpConfig, KeyConfig, LimitConfig, TokenConfig,
+    BackgroundConfig, DatabaseConfig, HttpConfig, KeyConfig, LimitConfig, PublicMetrics,
+    TokenConfig,
 };
 pub use secret::Secret;
 
@@ -118,6 +119,17 @@ impl Config {
         })
     }
 
+    /// Who may read `GET /metrics` on the public address: with BATON_METRICS_TOKEN
+    /// whoever presents it; otherwise anyone in development, unless BATON_METRICS_BIND
+    /// serves it elsewhere, and no one in production.
+    pub fn public_metrics(&self) -> PublicMetrics {
+        match (&self.http.metrics_token, &self.http.metrics_bind) {
+            (Some(token), _) => PublicMetrics::Token(token.clone()),
+            (None, None) if !self.is_production() => PublicMetrics::Open,
+            (None, _) => PublicMetrics::Off,
+        }
+    }
+
     /// Refuses settings that make no sense anywhere, and in production the ones that
     /// are only safe on a developer's machine. Every rule a setting must meet is here.
     pub fn validate(&self) -> Result<(), String> {
@@ -159,6 +171,30 @@ impl Config {
         if background.max_staleness < 2 * background.sync_every() {
             problems.push(
                 "BATON_SYNC_MAX_STALENESS_MS must be at least twice BATON_SYNC_INTERVAL_MS"
+                    .to_owned(),
+            );
+        }
+        if self.http.header_read_timeout.is_zero() || self.http.body_read_timeout.is_zero() {
+            problems.push(
+                "BATON_HEADER_READ_TIMEOUT and BATON_BODY_READ_TIMEOUT must be at least 1 second"
+                    .to_owned(),
+            );
+        }
+        if let Some(problem) = self
+            .http
+            .metrics_token
+            .as_ref()
+            .and_then(|s| hs256_secret_problem(s.expose().as_bytes()))
+        {
+            problems.push(format!("BATON_METRICS_TOKEN {problem}"));
+        }
+        if self.http.metrics_token.as_ref().is_some_and(|token| {
+            !token.expose().bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            })
+        }) {
+            problems.push(
+                "BATON_METRICS_TOKEN may hold only letters, digits and - . _ ~ + / (it is sent as a bearer token)"
                     .to_owned(),
             );
         }

@@ -118,14 +118,13 @@ pub const MAX_JSON_DEPTH: usize = 32;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<AppState> for ApiJson<T>
 where
     T: DeserializeOwned,
-    S: Send + Sync,
 {
     type Rejection = Error;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(Error::client(
                 ErrorCode::UnsupportedMediaType,
@@ -148,7 +147,18 @@ where
         if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
             return Err(too_large());
         }
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // The whole body must arrive within the deadline: a client trickling it a byte
+        // at a time does not hold a request (and a connection) open.
+        let deadline = state.config.http.body_read_timeout;
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                Error::client(
+                    ErrorCode::RequestTimeout,
+                    "the request body did not arrive in time",
+                )
+            })?;
+        let body = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large()
             } else {

@@ -25,6 +25,7 @@ pub mod refresh_token;
 pub mod revocation;
 pub mod routes;
 pub mod security;
+pub mod serve;
 pub mod server;
 pub mod state;
 pub mod store;

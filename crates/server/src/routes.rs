@@ -15,6 +15,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::config::PublicMetrics;
 use crate::error::{Error, ErrorCode};
 use crate::extract::BODY_LIMIT;
 use crate::security;
@@ -67,8 +68,13 @@ pub fn router(state: AppState) -> Router {
     let page_context = security::page_context(&state.leptos);
     let mut router = Router::new()
         .nest("/api", api(&state))
-        .route("/.well-known/jwks.json", get(meta::jwks))
-        .route("/metrics", get(meta::metrics))
+        .route("/.well-known/jwks.json", get(meta::jwks));
+    router = match state.config.public_metrics() {
+        PublicMetrics::Off => router,
+        PublicMetrics::Open => router.route("/metrics", get(meta::metrics)),
+        PublicMetrics::Token(_) => router.route("/metrics", get(meta::metrics_behind_token)),
+    };
+    let mut router = router
         .leptos_routes_with_context(&state, leptos_routes, page_context.clone(), move || {
             baton_app::shell(shell_options.clone())
         })
@@ -135,6 +141,13 @@ fn is_token_like(id: &[u8]) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(b, b'-' | b'_' | b'.' | b':' | b'~' | b'+' | b'/' | b'=')
         })
+}
+
+/// `GET /metrics` alone, for the address of BATON_METRICS_BIND.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(meta::metrics))
+        .with_state(state)
 }
 
 async fn not_found() -> Error {

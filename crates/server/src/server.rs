@@ -11,13 +11,16 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::routes;
+use crate::serve::serve;
 use crate::state::AppState;
 
-/// The server, bound to its port and ready to run.
+/// The server, bound to its port (and the metrics address, if configured) and ready
+/// to run.
 pub struct Application {
     state: AppState,
     listener: TcpListener,
     port: u16,
+    metrics_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 }
 
@@ -30,16 +33,31 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match state.config.http.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (BATON_METRICS_BIND)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             state,
             listener,
             port,
+            metrics_listener,
             shutdown: CancellationToken::new(),
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of BATON_METRICS_BIND's listener, if configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let listener = self.metrics_listener.as_ref()?;
+        Some(listener.local_addr().ok()?.port())
     }
 
     pub fn state(&self) -> AppState {
@@ -56,25 +74,34 @@ impl Application {
         let Application {
             state,
             listener,
+            metrics_listener,
             shutdown,
             ..
         } = self;
-        let background = spawn_background_tasks(state.clone(), shutdown.clone());
+        let mut background = spawn_background_tasks(state.clone(), shutdown.clone());
+        let header_read_timeout = state.config.http.header_read_timeout;
+        if let Some(listener) = metrics_listener {
+            tracing::info!(addr = %listener.local_addr()?, "metrics are served here");
+            let router = routes::metrics_router(state.clone());
+            let stop = shutdown.clone();
+            background.push(tokio::spawn(async move {
+                let _ = serve(listener, router, header_read_timeout, stop).await;
+            }));
+        }
         let app = routes::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, "Baton is listening");
-        let stop = shutdown.clone();
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = os_shutdown_signal() => {}
-            }
-        })
-        .await;
+        let signal = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = os_shutdown_signal() => shutdown.cancel(),
+                }
+            })
+        };
+        let result = serve(listener, app, header_read_timeout, shutdown.clone()).await;
         shutdown.cancel();
+        let _ = signal.await;
         for task in background {
             let _ = task.await;
         }

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the route exists but not for this method.
     MethodNotAllowed,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
     /// 409: the username is already registered (regardless of case).
     UsernameTaken,
     /// 413: the request body is over 64 KiB.
@@ -68,6 +70,7 @@ impl ErrorCode {
             }
             NotFound => 404,
             MethodNotAllowed => 405,
+            RequestTimeout => 408,
             UsernameTaken => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -94,6 +97,7 @@ impl ErrorCode {
             SessionRevoked => "session_revoked",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
+            RequestTimeout => "request_timeout",
             UsernameTaken => "username_taken",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",

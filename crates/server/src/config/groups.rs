@@ -77,6 +77,45 @@ pub struct HttpConfig {
     /// Send Strict-Transport-Security (set when Baton is served over HTTPS).
     #[arg(long, env = "BATON_HSTS", default_value_t = false, global = true)]
     pub hsts: bool,
+
+    /// Seconds a client has to send a request's headers, and then its body, before the
+    /// connection is closed (headers) or the request answered 408 (body): a client
+    /// trickling bytes cannot hold a connection.
+    #[arg(long = "header-read-timeout", env = "BATON_HEADER_READ_TIMEOUT", value_parser = seconds,
+        value_name = "SECONDS", default_value = "10", global = true)]
+    pub header_read_timeout: Duration,
+
+    /// Seconds a client has to send a request's body once its headers arrived.
+    #[arg(long = "body-read-timeout", env = "BATON_BODY_READ_TIMEOUT", value_parser = seconds,
+        value_name = "SECONDS", default_value = "10", global = true)]
+    pub body_read_timeout: Duration,
+
+    /// Serve `GET /metrics` on this address of its own (e.g. 127.0.0.1:9100, for the
+    /// scraper only), instead of on the public one.
+    #[arg(long, env = "BATON_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Serve `GET /metrics` on the public address to `Authorization: Bearer <this>` only
+    /// (at least 32 bytes). Without it (and without BATON_METRICS_BIND) the public
+    /// `/metrics` is open in development and absent in production. Letters, digits and
+    /// `- . _ ~ + /` (`openssl rand -hex 32`).
+    #[arg(
+        long,
+        env = "BATON_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<Secret>,
+}
+
+/// Who may read `GET /metrics` on the public address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicMetrics {
+    /// Not served there (404).
+    Off,
+    Open,
+    /// Only with this bearer token.
+    Token(Secret),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,7 +9,9 @@ use axum::Json;
 use baton_shared::{ApiError, Health};
 
 use crate::clock::{now_ms, seconds};
-use crate::error::{Error, Result};
+use crate::config::PublicMetrics;
+use crate::error::{BearerError, Error, Result};
+use crate::extract::bearer_token;
 use crate::state::AppState;
 
 /// `GET /api/health`: 200 when the database answers, 503 when it does not.
@@ -51,6 +53,27 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     response
+}
+
+/// `GET /metrics` on the public address when BATON_METRICS_TOKEN is set: only to a
+/// request that presents it as its bearer token (401 otherwise).
+pub async fn metrics_behind_token(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use sha2::{Digest, Sha256};
+    let PublicMetrics::Token(expected) = state.config.public_metrics() else {
+        return Error::not_found().into_response();
+    };
+    let token = match bearer_token(&headers) {
+        Ok(token) => token,
+        Err(refused) => return Error::Bearer(refused).into_response(),
+    };
+    // Digests compared, so that the time taken says nothing about the token.
+    if Sha256::digest(token.as_bytes()) != Sha256::digest(expected.expose().as_bytes()) {
+        return Error::Bearer(BearerError::Invalid).into_response();
+    }
+    metrics(State(state)).await
 }
 
 /// `GET /metrics`

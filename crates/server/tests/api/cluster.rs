@@ -327,14 +327,27 @@ async fn the_feed_reconnects_when_its_connections_are_killed() {
     .await;
     let b = a.second_instance().await;
     let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name IN ('baton-feed', 'baton-listen')",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(killed.len(), 4, "two connections per instance");
+    const FEED: &str = "FROM pg_stat_activity WHERE datname = current_database()
+                         AND application_name IN ('baton-feed', 'baton-listen')";
+    // Two per instance, once both listeners are up.
+    let start = Instant::now();
+    while sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) {FEED}"))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+        < 4
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the feed connections"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed: Vec<bool> = sqlx::query_scalar(&format!("SELECT pg_terminate_backend(pid) {FEED}"))
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, [true; 4]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let alice = a.signup("alice").await;
     assert_eq!(b.me(&alice.access_token).await.status(), StatusCode::OK);

@@ -1,6 +1,8 @@
 //! Brute-force limits, security headers, CORS and edge limits: what keeps a hostile
 //! client from guessing passwords, framing pages or flooding the server.
 
+use std::time::Duration;
+
 use baton_shared::ErrorCode;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -277,6 +279,52 @@ async fn edge_limits() {
     assert_error(r, 400, ErrorCode::InvalidInput).await;
     assert!(start.elapsed() < std::time::Duration::from_millis(500));
     assert_eq!(app.me(&t).await.status(), StatusCode::OK);
+}
+
+/// Sends `head` on a raw connection and waits up to `within` for the server to answer
+/// or close; returns what it sent back (empty when it just closed).
+async fn send_raw_and_wait(app: &TestApp, head: &[u8], within: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream.write_all(head).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(within, stream.read_to_end(&mut answer)).await;
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.http.header_read_timeout = Duration::from_secs(1)
+    })
+    .await;
+    // Headers that never end (no blank line): a slow-loris client holding a connection.
+    let head = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n";
+    let start = std::time::Instant::now();
+    let answer = send_raw_and_wait(&app, head, Duration::from_secs(15)).await;
+    assert!(answer.is_some(), "the connection was still open after 15 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn slow_bodies_are_cut_off() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.http.body_read_timeout = Duration::from_secs(1)
+    })
+    .await;
+    let head = b"POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\"";
+    let answer = send_raw_and_wait(&app, head, Duration::from_secs(15))
+        .await
+        .expect("an answer before the body ends");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
 }
 
 #[cfg(unix)]

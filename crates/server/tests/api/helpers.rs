@@ -87,6 +87,8 @@ macro_rules! db_tests {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// The port of BATON_METRICS_BIND, when configured.
+    pub metrics_port: Option<u16>,
     pub client: reqwest::Client,
     pub state: AppState,
     pub config: Config,
@@ -131,12 +133,14 @@ async fn start(backend: Backend, config: Config, data_dir: Arc<TempDir>) -> Test
         .await
         .expect("the application builds");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let state = app.state();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        metrics_port,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -223,3 +223,77 @@ async fn only_a_short_token_like_request_id_is_kept() {
         assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh id, not {id:?}");
     }
 }
+
+/// A production configuration (explicit key and database) with `customize` applied.
+async fn production_app(customize: impl FnOnce(&mut baton_server::config::Config)) -> TestApp {
+    use baton_server::config::{Environment, Secret};
+    spawn_app_with(Backend::Sqlite, |c| {
+        c.environment = Environment::Production;
+        c.keys.master_key = Some(Secret::new(baton_server::keys::MasterKey::generate_base64()));
+        let db = c.data_dir.join("baton.db");
+        c.database.url = Some(Secret::new(format!("sqlite://{}", db.display())));
+        customize(c);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn metrics_are_off_the_public_router_in_production() {
+    let app = production_app(|_| {}).await;
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn metrics_behind_a_token_or_on_their_own_address() {
+    let token = "a-metrics-token-of-at-least-32-bytes";
+    let app = production_app(|c| {
+        c.http.metrics_token = Some(baton_server::config::Secret::new(token));
+    })
+    .await;
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = "not-the-metrics-token-but-as-long-as-it";
+    assert_eq!(
+        app.get("/metrics", Some(wrong)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app.get("/metrics", Some(token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("baton_revoked_sessions_tracked"));
+
+    let app = production_app(|c| c.http.metrics_bind = Some("127.0.0.1:0".parse().unwrap())).await;
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let port = app.metrics_port.expect("a metrics listener");
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("baton_change_feed_age_seconds"));
+    // Nothing else is served there.
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

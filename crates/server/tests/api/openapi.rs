@@ -112,6 +112,7 @@ async fn openapi_matches_the_contract_table() {
         "refresh_token_reused",
         "session_revoked",
         "rate_limited",
+        "request_timeout",
     ] {
         assert!(codes.contains(&code), "{code} in {codes:?}");
     }
