@@ -24,6 +24,41 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkLabel {
+    work: &'static str,
+}
+
+/// What the password-hashing pool ([`crate::password`]) did; it holds a clone.
+#[derive(Clone, Default)]
+pub struct HashMetrics {
+    computed: Family<WorkLabel, Counter>,
+    abandoned: Counter,
+    waiting: Gauge,
+}
+
+impl HashMetrics {
+    /// An argon2 computation ran: `work` is "hash" (a new password) or "verify".
+    pub fn computed(&self, work: &'static str) {
+        self.computed.get_or_create(&WorkLabel { work }).inc();
+    }
+
+    /// A job was dropped unrun: its caller had gone.
+    pub fn abandoned(&self) {
+        self.abandoned.inc();
+    }
+
+    /// A request began to wait for a hashing thread.
+    pub fn queue_entered(&self) {
+        self.waiting.inc();
+    }
+
+    /// A request's job ended, or the request left before it had one.
+    pub fn queue_left(&self) {
+        self.waiting.dec();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
     route: String,
@@ -41,6 +76,7 @@ pub struct Metrics {
     sync_failures: Counter,
     sync_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     stale_refusals: Counter,
+    pub hashing: HashMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -105,6 +141,22 @@ impl Metrics {
             "Authenticated requests answered 503 because the change feed was stale",
             stale_refusals.clone(),
         );
+        let hashing = HashMetrics::default();
+        registry.register(
+            "password_computations",
+            "argon2 computations run, by work (hash: a new password; verify: a login or a password change)",
+            hashing.computed.clone(),
+        );
+        registry.register(
+            "password_jobs_abandoned",
+            "Password jobs dropped before they ran because their caller had gone",
+            hashing.abandoned.clone(),
+        );
+        registry.register(
+            "password_jobs_waiting",
+            "Password jobs waiting for a hashing thread or running on one",
+            hashing.waiting.clone(),
+        );
         Self {
             registry,
             logins,
@@ -116,6 +168,7 @@ impl Metrics {
             sync_failures,
             sync_age,
             stale_refusals,
+            hashing,
         }
     }
 

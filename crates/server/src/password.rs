@@ -4,11 +4,18 @@
 //! that it reuses for every hash. So:
 //! - memory is bounded: threads × 19 MiB, allocated once (no allocation, zeroing or
 //!   page faults per hash, and no malloc arena per blocking thread keeping 19 MiB each);
-//! - a login storm queues for a thread instead of stalling the async runtime, and past
-//!   a 10 s wait answers 503;
+//! - a login storm queues for a thread instead of stalling the async runtime; the queue
+//!   is bounded (past [`QUEUE_PER_THREAD`] waiting per thread, 503 at once) and past a
+//!   10 s wait the answer is 503 too;
+//! - the queue holds requests, not work: a request takes a thread's permit, and only
+//!   then hands its job over, with the permit inside, so that the thread counts as taken
+//!   until the job is over even if the request is gone. A request that is dropped while
+//!   waiting (its client hung up) leaves the queue, and a job whose caller has gone by
+//!   the time a thread takes it is dropped unrun: no argon2 work is done for nobody;
 //! - on Linux the threads run at a lower priority (nice 10), so while logins saturate
 //!   them, requests of logged-in users still get the CPU first.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,9 +25,10 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use baton_shared::Password;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::metrics::HashMetrics;
 
 /// OWASP password storage cheat sheet, argon2id option 2: m=19 MiB, t=2, p=1.
 pub const MEMORY_KIB: u32 = 19 * 1024;
@@ -30,6 +38,10 @@ pub const PARALLELISM: u32 = 1;
 /// How long a request waits for a free hashing thread before answering 503.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most requests that wait for (or hold) a hashing thread, per thread; beyond it a
+/// request is answered 503 at once. About what a thread serves in the 10 s wait.
+const QUEUE_PER_THREAD: usize = 256;
+
 /// Nice value of the hashing threads (Linux).
 const HASH_THREAD_NICE: i32 = 10;
 
@@ -37,21 +49,24 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 pub struct Passwords {
     params: Params,
-    jobs: mpsc::Sender<Job>,
+    /// Holds at most one job per thread: a job is sent only with a permit.
+    jobs: mpsc::SyncSender<Job>,
     permits: Arc<Semaphore>,
+    queue: Arc<Queue>,
     /// A hash of a random password, verified against when the username is unknown,
     /// so that an unknown user costs the same as a wrong password.
     dummy_hash: String,
+    metrics: HashMetrics,
 }
 
 impl Passwords {
     /// Starts `threads` hashing threads.
-    pub fn new(threads: usize) -> anyhow::Result<Self> {
+    pub fn new(threads: usize, metrics: HashMetrics) -> anyhow::Result<Self> {
         let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
         let threads = threads.max(1);
+        let (sender, receiver) = mpsc::sync_channel::<Job>(threads);
+        let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..threads {
             let receiver = receiver.clone();
             let blocks = params.block_count();
@@ -78,7 +93,13 @@ impl Passwords {
             params,
             jobs: sender,
             permits: Arc::new(Semaphore::new(threads)),
+            queue: Arc::new(Queue {
+                len: AtomicUsize::new(0),
+                max: threads * QUEUE_PER_THREAD,
+                metrics: metrics.clone(),
+            }),
             dummy_hash: String::new(),
+            metrics,
         };
         let mut random = [0u8; 24];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
@@ -93,16 +114,28 @@ impl Passwords {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = tokio::time::timeout(QUEUE_TIMEOUT, self.permits.acquire())
+        let place = self.queue.enter().ok_or_else(Error::unavailable)?;
+        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| Error::unavailable())?
             .map_err(|_| Error::unavailable())?;
         let (done, result) = oneshot::channel();
+        let job = Running {
+            _permit: permit,
+            _place: place,
+        };
+        let metrics = self.metrics.clone();
         let job: Job = Box::new(move |memory| {
+            // Held until the job is over, whatever became of the request.
+            let _job = job;
+            if done.is_closed() {
+                metrics.abandoned();
+                return;
+            }
             let _ = done.send(work(memory));
         });
         self.jobs
-            .send(job)
+            .try_send(job)
             .map_err(|_| anyhow::anyhow!("hashing threads are gone"))?;
         Ok(result.await.context("password hashing thread failed")?)
     }
@@ -111,9 +144,13 @@ impl Passwords {
     pub async fn hash(&self, password: &Password) -> Result<String> {
         let password = password.clone();
         let params = self.params.clone();
-        self.on_hash_thread(move |memory| hash_with(&params, password.expose().as_bytes(), memory))
-            .await?
-            .map_err(Error::Internal)
+        let metrics = self.metrics.clone();
+        self.on_hash_thread(move |memory| {
+            metrics.computed("hash");
+            hash_with(&params, password.expose().as_bytes(), memory)
+        })
+        .await?
+        .map_err(Error::Internal)
     }
 
     /// Does `password` match `stored`? With `stored = None` (unknown user) the same
@@ -122,8 +159,12 @@ impl Passwords {
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let password = password.clone();
+        let metrics = self.metrics.clone();
         let matched = self
-            .on_hash_thread(move |memory| verify_with(password.expose().as_bytes(), &hash, memory))
+            .on_hash_thread(move |memory| {
+                metrics.computed("verify");
+                verify_with(password.expose().as_bytes(), &hash, memory)
+            })
             .await?;
         Ok(known && matched)
     }
@@ -141,6 +182,42 @@ impl Passwords {
             || params.m_cost() < MEMORY_KIB
             || params.t_cost() < ITERATIONS
     }
+}
+
+/// The requests that wait for a hashing thread or hold one, bounded.
+struct Queue {
+    len: AtomicUsize,
+    max: usize,
+    metrics: HashMetrics,
+}
+
+impl Queue {
+    /// A place in the queue, or `None` when it is full.
+    fn enter(self: &Arc<Self>) -> Option<Place> {
+        self.len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        self.metrics.queue_entered();
+        Some(Place(self.clone()))
+    }
+}
+
+/// A request's place in the [`Queue`]: it leaves with the request, or with its job.
+struct Place(Arc<Queue>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.len.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.queue_left();
+    }
+}
+
+/// What a job holds while it waits for and runs on a thread.
+struct Running {
+    _permit: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 /// Computes the argon2 output for `password` and `salt` in `memory` (grown if the
@@ -233,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_unknown_users_never_match() {
-        let passwords = Passwords::new(1).unwrap();
+        let passwords = Passwords::new(1, HashMetrics::default()).unwrap();
         let pw = Password::parse("correct horse battery").unwrap();
         let hash = passwords.hash(&pw).await.unwrap();
         assert!(
@@ -256,7 +333,7 @@ mod tests {
     async fn hashes_from_the_reference_implementation_verify() {
         // Made by the argon2 crate's own PasswordHasher, with other parameters (the
         // work area grows for a stronger one) and other variants.
-        let passwords = Passwords::new(1).unwrap();
+        let passwords = Passwords::new(1, HashMetrics::default()).unwrap();
         let pw = Password::parse("a password from elsewhere").unwrap();
         for (algorithm, m) in [
             (Algorithm::Argon2id, 8 * 1024),
@@ -288,9 +365,23 @@ mod tests {
         .unwrap();
     }
 
+    #[test]
+    fn the_queue_is_bounded() {
+        let queue = Arc::new(Queue {
+            len: AtomicUsize::new(0),
+            max: 2,
+            metrics: HashMetrics::default(),
+        });
+        let first = queue.enter().unwrap();
+        let _second = queue.enter().unwrap();
+        assert!(queue.enter().is_none(), "full");
+        drop(first);
+        assert!(queue.enter().is_some(), "a place left");
+    }
+
     #[tokio::test]
     async fn concurrent_hashes_share_the_pool() {
-        let passwords = Arc::new(Passwords::new(2).unwrap());
+        let passwords = Arc::new(Passwords::new(2, HashMetrics::default()).unwrap());
         let pw = Password::parse("correct horse battery").unwrap();
         let hash = passwords.hash(&pw).await.unwrap();
         let checks = (0..6).map(|_| {

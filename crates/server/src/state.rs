@@ -73,7 +73,8 @@ impl AppState {
         let ring = keys.start(&db, millis(token_life)).await?;
         let tokens = AccessTokens::new(&config.tokens, ring);
         tokens.self_test().context("signing key self-test")?;
-        let passwords = Passwords::new(config.limits.hash_concurrency())?;
+        let metrics = Metrics::new();
+        let passwords = Passwords::new(config.limits.hash_concurrency(), metrics.hashing.clone())?;
         let leptos = leptos_options(&config)?;
         let limits = RateLimits::new(&config.limits);
         Ok(AppState(Arc::new(AppInner {
@@ -86,7 +87,7 @@ impl AppState {
             revocations,
             feed,
             limits,
-            metrics: Metrics::new(),
+            metrics,
             leptos,
         })))
     }

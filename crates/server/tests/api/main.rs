@@ -14,6 +14,7 @@ mod notes;
 mod observability;
 mod openapi;
 mod operator;
+mod passwords;
 mod refresh;
 mod restart;
 mod sessions;
