@@ -125,14 +125,16 @@ impl Passwords {
             _place: place,
         };
         let metrics = self.metrics.clone();
+        // `job` (the permit and the place in the queue) is held until the work is
+        // over, whatever becomes of the request, and let go before the answer is sent.
         let job: Job = Box::new(move |memory| {
-            // Held until the job is over, whatever became of the request.
-            let _job = job;
             if done.is_closed() {
                 metrics.abandoned();
                 return;
             }
-            let _ = done.send(work(memory));
+            let value = work(memory);
+            drop(job);
+            let _ = done.send(value);
         });
         self.jobs
             .try_send(job)
