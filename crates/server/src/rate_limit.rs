@@ -1,34 +1,44 @@
-//! Brute-force limits on login and refresh.
+//! Brute-force limits on login, password change and refresh.
 //!
-//! - Per client address: login (and register) and refresh requests, with GCRA limiters
-//!   from `governor` (a burst of N per window, refilling evenly).
-//! - Per account: failed logins, from any address. An attacker rotating addresses (or
-//!   spoofing `X-Forwarded-For`, which is ignored unless proxies are configured) still
-//!   hits this one; a legitimate user of another account never does.
+//! - Per client address (IPv6: its /64, which one subscriber gets whole): login (and
+//!   register, and password change) and refresh requests, with GCRA limiters from
+//!   `governor` (a burst of N per window, refilling evenly).
+//! - Wrong passwords, at login and at a password change alike ([`guesses`]):
+//!   - per account and address: past `BATON_LOGIN_FAILURES_PER_ADDRESS` (10) that
+//!     address waits before its next check for the account, 1 s, then twice as long
+//!     after every further wrong password, up to the window. Other addresses are not
+//!     affected: a stranger cannot lock the owner out. A right password clears it.
+//!   - per account, from all addresses: past `BATON_LOGIN_FAILURES_PER_ACCOUNT` (100),
+//!     every address waits in the same way (a guesser with many addresses).
 //!
-//! Over a limit the answer is 429 `rate_limited` with `Retry-After`.
+//!   A check is reserved before the password is verified and counts as a failure
+//!   until it is resolved, so concurrent guesses cannot all pass one check: past a
+//!   limit, one check runs at a time. A key is forgotten two windows after its last
+//!   failure; a full table forgets its least recently failed keys first, so it keeps
+//!   counting new ones (it never fails open).
+//!
+//! Over a limit the answer is 429 `rate_limited` with `Retry-After`. Every count is
+//! this instance's own (memory): N instances allow N times the numbers.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+mod guesses;
+
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+pub use guesses::Guess;
+
 use crate::clock::millis;
 use crate::config::LimitConfig;
 use crate::error::Error;
 
-/// The most accounts whose recent failures are remembered; beyond it the oldest
-/// records are dropped (bounded memory under a spray of guesses).
-const MAX_TRACKED_ACCOUNTS: usize = 100_000;
-
 pub struct RateLimits {
     login_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     refresh_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    failures: Option<FailureWindow>,
+    guesses: Option<guesses::Guesses>,
 }
 
 fn limiter(per_window: u32, window: Duration) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
@@ -41,7 +51,7 @@ fn check(limiter: &Option<DefaultKeyedRateLimiter<IpAddr>>, ip: &IpAddr) -> Resu
     let Some(limiter) = limiter else {
         return Ok(());
     };
-    limiter.check_key(ip).map_err(|not_until| {
+    limiter.check_key(&prefix(*ip)).map_err(|not_until| {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         Error::RateLimited {
             retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
@@ -49,21 +59,36 @@ fn check(limiter: &Option<DefaultKeyedRateLimiter<IpAddr>>, ip: &IpAddr) -> Resu
     })
 }
 
+/// The part of an address that limits count: an IPv4 address whole (also when written
+/// as IPv4-mapped IPv6), an IPv6 address by its /64, the smallest network a subscriber
+/// gets, who could otherwise pick a fresh address for every request.
+pub fn prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64))),
+        },
+    }
+}
+
 impl RateLimits {
     pub fn new(config: &LimitConfig) -> Self {
         let window = config.window.max(Duration::from_secs(1));
+        let (per_address, per_account) = (
+            config.login_failures_per_address,
+            config.login_failures_per_account,
+        );
         Self {
             login_per_ip: limiter(config.login_per_ip, window),
             refresh_per_ip: limiter(config.refresh_per_ip, window),
-            failures: (config.login_failures_per_account > 0).then(|| FailureWindow {
-                limit: config.login_failures_per_account as usize,
-                window_ms: millis(window),
-                failures: Mutex::new(HashMap::new()),
+            guesses: (per_address > 0 || per_account > 0).then(|| {
+                guesses::Guesses::new(per_address, per_account, millis(window), guesses::CAPACITY)
             }),
         }
     }
 
-    /// Counts a login or register request from `ip`.
+    /// Counts a login, register or password-change request from `ip`.
     pub fn login_attempt(&self, ip: &IpAddr) -> Result<(), Error> {
         check(&self.login_per_ip, ip)
     }
@@ -73,23 +98,13 @@ impl RateLimits {
         check(&self.refresh_per_ip, ip)
     }
 
-    /// Refuses a login for an account with too many recent failures.
-    pub fn check_account(&self, account: &str, now: i64) -> Result<(), Error> {
-        match &self.failures {
-            Some(f) => f.check(account, now),
-            None => Ok(()),
-        }
-    }
-
-    pub fn login_failed(&self, account: &str, now: i64) {
-        if let Some(f) = &self.failures {
-            f.record(account, now);
-        }
-    }
-
-    pub fn login_succeeded(&self, account: &str) {
-        if let Some(f) = &self.failures {
-            f.clear(account);
+    /// Reserves a check of a password for `account` (its canonical name) from `ip`,
+    /// before the password is verified; refused while the account is held back for
+    /// that address or for all. Resolve it with [`Guess::wrong`] or [`Guess::right`].
+    pub fn guess(&self, account: &str, ip: &IpAddr, now: i64) -> Result<Guess<'_>, Error> {
+        match &self.guesses {
+            Some(guesses) => guesses.reserve(account, prefix(*ip), now),
+            None => Ok(Guess::unlimited()),
         }
     }
 
@@ -101,70 +116,9 @@ impl RateLimits {
         {
             limiter.retain_recent();
         }
-        if let Some(f) = &self.failures {
-            f.prune(now);
+        if let Some(guesses) = &self.guesses {
+            guesses.prune(now);
         }
-    }
-}
-
-/// Failed logins per account in a sliding window.
-struct FailureWindow {
-    limit: usize,
-    window_ms: i64,
-    /// Account → times (ms) of its failures within the window, oldest first.
-    failures: Mutex<HashMap<String, VecDeque<i64>>>,
-}
-
-impl FailureWindow {
-    fn check(&self, account: &str, now: i64) -> Result<(), Error> {
-        let map = self.failures.lock().expect("rate-limit lock");
-        let Some(times) = map.get(account) else {
-            return Ok(());
-        };
-        let recent: Vec<i64> = times
-            .iter()
-            .copied()
-            .filter(|t| now - t < self.window_ms)
-            .collect();
-        if recent.len() < self.limit {
-            return Ok(());
-        }
-        // Free again when the oldest failure that keeps it at the limit leaves the window.
-        let frees_at = recent[recent.len() - self.limit] + self.window_ms;
-        Err(Error::RateLimited {
-            retry_after: ((frees_at - now).max(1) as u64).div_ceil(1000),
-        })
-    }
-
-    fn record(&self, account: &str, now: i64) {
-        let mut map = self.failures.lock().expect("rate-limit lock");
-        if map.len() >= MAX_TRACKED_ACCOUNTS && !map.contains_key(account) {
-            let window = self.window_ms;
-            map.retain(|_, times| times.back().is_some_and(|t| now - t < window));
-            if map.len() >= MAX_TRACKED_ACCOUNTS {
-                return;
-            }
-        }
-        let times = map.entry(account.to_owned()).or_default();
-        times.push_back(now);
-        while times.len() > self.limit || times.front().is_some_and(|t| now - t >= self.window_ms) {
-            times.pop_front();
-        }
-    }
-
-    fn clear(&self, account: &str) {
-        self.failures
-            .lock()
-            .expect("rate-limit lock")
-            .remove(account);
-    }
-
-    fn prune(&self, now: i64) {
-        let window = self.window_ms;
-        self.failures
-            .lock()
-            .expect("rate-limit lock")
-            .retain(|_, times| times.back().is_some_and(|t| now - t < window));
     }
 }
 
@@ -236,31 +190,18 @@ mod tests {
     }
 
     #[test]
-    fn failures_lock_an_account_for_the_rest_of_the_window() {
-        let w = FailureWindow {
-            limit: 3,
-            window_ms: 60_000,
-            failures: Mutex::new(HashMap::new()),
-        };
-        for t in [0, 1_000, 2_000] {
-            assert!(w.check("alice", t).is_ok());
-            w.record("alice", t);
+    fn ipv6_counts_by_its_64() {
+        let p = |s: &str| prefix(s.parse().unwrap()).to_string();
+        assert_eq!(p("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(p("2001:db8:1:2::ffff"), "2001:db8:1:2::");
+        assert_eq!(p("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(p("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(p("192.0.2.7"), "192.0.2.7");
+        let limiter = limiter(2, Duration::from_secs(300));
+        for ip in ["2001:db8::1", "2001:db8::2"] {
+            assert!(check(&limiter, &ip.parse().unwrap()).is_ok());
         }
-        match w.check("alice", 3_000) {
-            Err(Error::RateLimited { retry_after }) => assert_eq!(retry_after, 57),
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            w.check("bob", 3_000).is_ok(),
-            "other accounts are not affected"
-        );
-        assert!(
-            w.check("alice", 60_000).is_ok(),
-            "the oldest failure left the window"
-        );
-        w.record("alice", 60_000);
-        assert!(w.check("alice", 60_001).is_err());
-        w.clear("alice");
-        assert!(w.check("alice", 60_001).is_ok());
+        assert!(check(&limiter, &"2001:db8::3".parse().unwrap()).is_err());
+        assert!(check(&limiter, &"2001:db8:0:1::3".parse().unwrap()).is_ok());
     }
 }

@@ -37,6 +37,7 @@ pub static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     // Every input must reach the handlers, not the rate limiter.
     config.limits.login_per_ip = 0;
     config.limits.refresh_per_ip = 0;
+    config.limits.login_failures_per_address = 0;
     config.limits.login_failures_per_account = 0;
     let state = runtime.block_on(AppState::new(config)).unwrap();
     let router = baton_server::routes::router(state.clone());

@@ -228,12 +228,25 @@ pub struct LimitConfig {
     )]
     pub refresh_per_ip: u32,
 
-    /// Failed logins allowed per account per window, from any address (0: no limit).
-    /// Past it, the account answers 429 until the window frees up, whatever the password.
+    /// Wrong passwords (logins and password changes) allowed per account from one
+    /// address (IPv6: its /64) before that address waits: 1 s, doubling with every
+    /// further wrong one, at most the window (0: no limit). Other addresses are not
+    /// affected, so a stranger cannot lock the owner out.
+    #[arg(
+        long = "login-failures-per-address",
+        env = "BATON_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Wrong passwords allowed per account from all addresses together before every
+    /// address waits the same way: the ceiling for a guesser with many addresses
+    /// (0: no limit).
     #[arg(
         long = "login-failures-per-account",
         env = "BATON_LOGIN_FAILURES_PER_ACCOUNT",
-        default_value_t = 10,
+        default_value_t = 100,
         global = true
     )]
     pub login_failures_per_account: u32,

@@ -78,8 +78,10 @@ async fn login_inner(
     state.limits.login_attempt(&ip)?;
     let credentials = req.parse()?;
     // Known or not, an account name gets the same limit (no way to probe which exist).
+    // The check is reserved before the password is verified, so that concurrent
+    // guesses cannot all pass one count.
     let account = credentials.username.canonical();
-    state.limits.check_account(&account, now_ms())?;
+    let guess = state.limits.guess(&account, &ip, now_ms())?;
     let found = store::users::find_credentials(&state.db, &credentials.username).await?;
     let matched = state
         .passwords
@@ -89,11 +91,11 @@ async fn login_inner(
         )
         .await?;
     let Some(found) = found.filter(|_| matched) else {
-        state.limits.login_failed(&account, now_ms());
+        guess.wrong(now_ms());
         tracing::info!("login refused");
         return Err(Error::invalid_credentials());
     };
-    state.limits.login_succeeded(&account);
+    guess.right(now_ms());
     if state.passwords.needs_rehash(&found.password_hash) {
         let hash = state.passwords.hash(&credentials.password).await?;
         store::users::set_password_hash(&state.db, found.user.id, &hash).await?;

@@ -10,6 +10,7 @@ mod cluster;
 mod failures;
 mod input;
 mod keys;
+mod limits;
 mod notes;
 mod observability;
 mod openapi;

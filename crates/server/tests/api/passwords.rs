@@ -52,18 +52,18 @@ async fn clients_that_hang_up_leave_no_hash_work(backend: Backend) {
     app.register("slow", PASSWORD).await;
     app.register("alice", PASSWORD).await;
     // Seconds of work on the one hashing thread while the clients come and go.
-    set_hash(&app, "slow", &slow_hash(300)).await;
+    set_hash(&app, "slow", &slow_hash(150)).await;
     let blocker = send_login(&app, "slow", "wrong password").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut clients = Vec::new();
     for i in 0..20 {
         clients.push(send_login(&app, &format!("user{i}"), "some password").await);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // Everyone hangs up, in the order they asked, while the slow hash still runs.
     drop(blocker);
     for client in clients {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
         drop(client);
     }
     // A login after them waits behind whatever is still queued (the queue is FIFO).
