@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use baton_shared::{ApiError, ChangePasswordRequest, ErrorCode, UserEnvelope};
 
+use crate::clock::now_ms;
 use crate::error::{BearerError, Error, Result};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, AuthUser, ClientIp};
 use crate::state::AppState;
 use crate::store;
 use crate::store::sessions::{Ending, RevokeReason};
@@ -28,7 +29,10 @@ pub async fn get(State(state): State<AppState>, auth: AuthUser) -> Result<Json<U
     Ok(Json(UserEnvelope { user }))
 }
 
-/// `PUT /api/me/password`: needs the current password; ends every other session.
+/// `PUT /api/me/password`: needs the current password; ends every other session. A
+/// wrong current password counts like a wrong password at login (per account and
+/// address, [`crate::rate_limit`]): a stolen access token must not become a way to
+/// guess the password at the hashing pool's speed.
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 #[utoipa::path(
     put, path = "/api/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
@@ -37,28 +41,33 @@ pub async fn get(State(state): State<AppState>, auth: AuthUser) -> Result<Json<U
         (status = 400, description = "`invalid_input`", body = ApiError),
         (status = 401, description = "Access-token failure", body = ApiError),
         (status = 403, description = "`invalid_credentials`: wrong current password", body = ApiError),
+        (status = 429, description = "`rate_limited`, with `Retry-After`: too many requests or wrong passwords", body = ApiError),
     )
 )]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     auth: AuthUser,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode> {
+    state.limits.login_attempt(&ip)?;
     let change = req.parse()?;
-    let stored = store::users::find_password_hash(&state.db, auth.user_id).await?;
-    if stored.is_none() {
+    let Some(stored) = store::users::find_password(&state.db, auth.user_id).await? else {
         return Err(Error::Bearer(BearerError::Invalid));
-    }
+    };
+    let guess = state.limits.guess(&stored.account, &ip, now_ms())?;
     if !state
         .passwords
-        .verify(&change.current_password, stored.as_deref())
+        .verify(&change.current_password, Some(&stored.password_hash))
         .await?
     {
+        guess.wrong(now_ms());
         return Err(Error::Forbidden(ApiError::new(
             ErrorCode::InvalidCredentials,
             "the current password is wrong",
         )));
     }
+    guess.right(now_ms());
     let hash = state.passwords.hash(&change.new_password).await?;
     store::users::set_password_hash(&state.db, auth.user_id, &hash).await?;
     let others = Ending::AllOfUser {

@@ -92,16 +92,34 @@ pub async fn find_credentials(db: &Db, username: &Username) -> Result<Option<Use
     }))
 }
 
+/// What a password change needs of its user. Its `Debug` hides the hash.
+pub struct StoredPassword {
+    /// The canonical username: the account that the limits on guesses count.
+    pub account: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPassword")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
 #[tracing::instrument(skip(db))]
-pub async fn find_password_hash(db: &Db, user_id: Uuid) -> Result<Option<String>> {
-    let row: Option<(String,)> = db
+pub async fn find_password(db: &Db, user_id: Uuid) -> Result<Option<StoredPassword>> {
+    let row: Option<(String, String)> = db
         .read()
         .fetch_optional(
-            "SELECT password_hash FROM users WHERE id = $1",
+            "SELECT username_canonical, password_hash FROM users WHERE id = $1",
             &[user_id.into()],
         )
         .await?;
-    Ok(row.map(|(hash,)| hash))
+    Ok(row.map(|(account, password_hash)| StoredPassword {
+        account,
+        password_hash,
+    }))
 }
 
 #[tracing::instrument(skip(db))]

@@ -47,10 +47,11 @@ async fn register_stores_only_an_argon2id_hash(backend: Backend) {
     let app = spawn_app(backend).await;
     let r = app.register("alice", PASSWORD).await;
     let user: UserEnvelope = r.json().await.unwrap();
-    let hash = baton_server::store::users::find_password_hash(&app.state.db, user.user.id)
+    let hash = baton_server::store::users::find_password(&app.state.db, user.user.id)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .password_hash;
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"

@@ -1,10 +1,12 @@
-//! Login limits that cannot be raced, flooded or turned against an account's owner.
+//! Login limits that cannot be raced, flooded or turned against an account's owner,
+//! and the password change counted like a login.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_shared::ErrorCode;
 use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 use crate::db_tests;
 use crate::helpers::*;
@@ -14,6 +16,7 @@ db_tests!(
     concurrent_guesses_get_only_the_configured_verifications,
     a_stranger_cannot_lock_the_owner_out,
     ipv6_addresses_are_limited_by_their_64,
+    password_changes_are_counted_like_logins,
 );
 
 /// A login from `ip` (the app must trust one proxy hop).
@@ -130,4 +133,32 @@ async fn ipv6_addresses_are_limited_by_their_64(backend: Backend) {
     // Another /64 has its own.
     let r = login_from(&app, "2001:db8:1:3::1", "user32", "some password").await;
     assert_error(r, 401, ErrorCode::InvalidCredentials).await;
+}
+
+async fn password_changes_are_counted_like_logins(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.http.trusted_proxy_hops = 1).await;
+    // A thief with a stolen access token guesses the current password.
+    let stolen = app.signup("alice").await;
+    let thief = "203.0.113.9";
+    let change =
+        |current: &str| json!({"current_password": current, "new_password": "a new password"});
+    let put = |ip: &'static str, body: Value| {
+        let request = (app.client.put(app.url("/api/me/password")))
+            .header("x-forwarded-for", ip)
+            .bearer_auth(&stolen.access_token)
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    for i in 0..10 {
+        let r = put(thief, change(&format!("guess {i:04}"))).await;
+        assert_error(r, 403, ErrorCode::InvalidCredentials).await;
+    }
+    let r = put(thief, change("guess 0010")).await;
+    assert!(assert_limited(r).await >= 1);
+    assert_limited(put(thief, change(PASSWORD)).await).await;
+    // One limit for the account and address, whichever endpoint guesses.
+    assert_limited(login_from(&app, thief, "alice", PASSWORD).await).await;
+    // The owner, elsewhere, changes the password.
+    let r = put("192.0.2.30", change(PASSWORD)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
