@@ -8,9 +8,13 @@
 //!   client whose token was seen before (parse the `Authorization` header, check the
 //!   token, look the session up in the in-memory revocation set, here holding 10,000
 //!   revoked sessions);
+//! - `dpop/verify_proof`: parse a DPoP proof and check its signature, EdDSA and ES256;
+//! - `authenticate_dpop`: `authenticate` for a DPoP-bound token with a new proof (all
+//!   of the proof's checks, the replay set), EdDSA and ES256 proofs;
 //! - `refresh_token/generate_and_hash`: a new 256-bit token and its SHA-256.
 
-use axum::http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::Request;
 use baton_server::config::{Config, JwtAlgorithm, Secret};
 use baton_server::extract::authenticate;
 use baton_server::AppState;
@@ -18,12 +22,19 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
 use uuid::Uuid;
 
+#[path = "../tests/api/dpop_key.rs"]
+#[allow(dead_code)]
+mod dpop_key;
+use dpop_key::DpopKey;
+
 fn state(alg: JwtAlgorithm, dir: &tempfile::TempDir) -> AppState {
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
     config.keys.alg = alg;
+    // Every iteration of `authenticate_dpop` is a new proof to remember.
+    config.dpop.replay_capacity = 50_000_000;
     config.keys.jwt_secret = (alg == JwtAlgorithm::Hs256)
         .then(|| Secret::new("a-benchmark-secret-of-at-least-32-bytes"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -42,11 +53,11 @@ fn bench(c: &mut Criterion) {
         let dir = tempfile::TempDir::new().unwrap();
         let state = state(alg, &dir);
         let (token, _) = state.tokens.sign(Uuid::new_v4(), Uuid::new_v4()).unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-        );
+        let (parts, ()) = Request::get("/api/me")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
 
         c.bench_function(&format!("access_token/sign/{name}"), |b| {
             b.iter(|| {
@@ -63,7 +74,43 @@ fn bench(c: &mut Criterion) {
             b.iter(|| state.tokens.verify(black_box(&token)).unwrap())
         });
         c.bench_function(&format!("authenticate/{name}"), |b| {
-            b.iter(|| authenticate(&state, black_box(&headers)).unwrap())
+            b.iter(|| authenticate(&state, black_box(&parts)).unwrap())
+        });
+    }
+    let dir = tempfile::TempDir::new().unwrap();
+    let state = state(JwtAlgorithm::EdDsa, &dir);
+    for key in [DpopKey::ed25519(), DpopKey::p256()] {
+        let alg = key.alg();
+        let (token, _) = state
+            .tokens
+            .sign_bound(Uuid::new_v4(), Uuid::new_v4(), Some(&key.jkt))
+            .unwrap();
+        let nonce = state.dpop.current_nonce();
+        let nonce = nonce.to_str().unwrap();
+        let url = "http://bench.test/api/me";
+        let proof = key.proof("GET", url, Some(nonce), Some(&token));
+        c.bench_function(&format!("dpop/verify_proof/{alg}"), |b| {
+            b.iter(|| {
+                let parsed = baton_server::dpop::proof::parse(black_box(&proof)).unwrap();
+                parsed.verify_signature().unwrap()
+            })
+        });
+        c.bench_function(&format!("authenticate_dpop/{alg}"), |b| {
+            b.iter_batched(
+                || {
+                    let proof = key.proof("GET", url, Some(nonce), Some(&token));
+                    Request::get("/api/me")
+                        .header(HOST, "bench.test")
+                        .header(AUTHORIZATION, format!("DPoP {token}"))
+                        .header("dpop", proof)
+                        .body(())
+                        .unwrap()
+                        .into_parts()
+                        .0
+                },
+                |parts| authenticate(&state, &parts).unwrap(),
+                BatchSize::SmallInput,
+            )
         });
     }
     c.bench_function("refresh_token/generate_and_hash", |b| {

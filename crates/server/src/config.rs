@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+mod dpop;
 mod groups;
 mod secret;
 
+pub use dpop::{DpopConfig, DpopMode, PublicOrigin};
 pub use groups::{
     BackgroundConfig, DatabaseConfig, HttpConfig, KeyConfig, LimitConfig, PublicMetrics,
     TokenConfig,
@@ -81,6 +83,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub background: BackgroundConfig,
+
+    #[command(flatten)]
+    pub dpop: DpopConfig,
 }
 
 /// The configuration alone as a command line, to read the defaults from.
@@ -212,6 +217,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.dpop.problems(self.is_production()));
         if keys.master_key.is_some() && keys.master_key_file.is_some() {
             problems.push("set BATON_MASTER_KEY or BATON_MASTER_KEY_FILE, not both".to_owned());
         }

@@ -12,6 +12,10 @@ use axum::Json;
 pub use baton_shared::ErrorCode;
 use baton_shared::{ApiError, FieldErrors};
 
+mod dpop;
+
+pub use dpop::{DpopAnswer, DpopEndpoint, DpopError, DpopProblem, DPOP_ALGS};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The realm of every `WWW-Authenticate` challenge.
@@ -35,6 +39,10 @@ pub enum Error {
     /// 401/400 on the access token, with an RFC 6750 challenge.
     #[error("bearer token refused: {0:?}")]
     Bearer(BearerError),
+
+    /// 400/401 on a DPoP proof or a DPoP-bound token, with an RFC 9449 challenge.
+    #[error("DPoP refused: {0:?}")]
+    Dpop(DpopError),
 
     /// 429 with `Retry-After` (seconds).
     #[error("rate limited for {retry_after}s")]
@@ -70,7 +78,7 @@ impl BearerError {
         }
     }
 
-    fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             BearerError::Missing => "an access token is required",
             BearerError::Malformed => "the Authorization header is malformed",
@@ -127,6 +135,7 @@ impl Error {
             Error::Client(e) | Error::Forbidden(e) => e.code,
             Error::Validation(_) => ErrorCode::InvalidInput,
             Error::Bearer(b) => b.code(),
+            Error::Dpop(d) => d.problem.code(),
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Database(e) if is_unavailable(e) => ErrorCode::Unavailable,
             Error::Database(_) | Error::Internal(_) => ErrorCode::Internal,
@@ -221,6 +230,7 @@ impl IntoResponse for Error {
                 }
                 response
             }
+            Error::Dpop(dpop) => dpop.into_response(),
             Error::RateLimited { retry_after } => {
                 let mut response = json_error(
                     status,

@@ -5,13 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::dpop::{Scheme, Target};
 use crate::error::{BearerError, Error, ErrorCode};
 use crate::rate_limit::client_ip;
 use crate::state::AppState;
@@ -21,8 +22,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The user and session of a valid access token. Handlers that need a user take this.
 ///
-/// Verifying costs a signature check and a lookup in the in-memory revocation set:
-/// no database I/O.
+/// Verifying costs a signature check (cached per token), a lookup in the in-memory
+/// revocation set, and for a DPoP token one proof check: no database I/O.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub user_id: Uuid,
@@ -33,44 +34,104 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authenticate(state, &parts.headers)
+        authenticate(state, parts)
     }
 }
 
 /// The whole access-token check, for the extractor and the benchmarks. A valid token
 /// gets 503 `unavailable` instead of an answer while the change feed is stale: this
-/// instance cannot know whether another one ended its session.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, Error> {
-    let token = bearer_token(headers).map_err(Error::Bearer)?;
-    let claims = state.tokens.verify(token).map_err(Error::Bearer)?;
+/// instance cannot know whether another one ended its session. A DPoP-bound token
+/// needs the `DPoP` scheme and a proof by its key ([`crate::dpop`]).
+pub fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, Error> {
+    let (scheme, token) = authorization(&parts.headers, state.dpop.enabled())?;
+    let claims = state.tokens.verify(token).map_err(|e| scheme.refuse(e))?;
     if state.feed.is_stale() {
         state.metrics.stale_refusal();
         return Err(Error::unavailable());
     }
     if state.revocations.is_revoked(&claims.sid) {
-        return Err(Error::Bearer(BearerError::SessionRevoked));
+        return Err(scheme.refuse(BearerError::SessionRevoked));
     }
+    let bound = claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
+    state
+        .dpop
+        .resource_request(&target(parts), scheme, token, bound)?;
     Ok(AuthUser {
         user_id: claims.sub,
         session_id: claims.sid,
     })
 }
 
+/// What a DPoP proof of this request must name: its method and its path as the client
+/// sent it (`OriginalUri`: the API router is nested under `/api`, which strips it).
+pub fn target(parts: &Parts) -> Target<'_> {
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |uri| uri.path());
+    Target {
+        method: &parts.method,
+        path,
+        headers: &parts.headers,
+    }
+}
+
+/// The DPoP proof of a login or refresh, checked and recorded as used: the thumbprint
+/// of its key, or `None` without one where that is allowed.
+#[derive(Debug, Clone)]
+pub struct TokenProof(pub Option<String>);
+
+impl FromRequestParts<AppState> for TokenProof {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let target = target(parts);
+        state
+            .dpop
+            .token_request(&state.db, &target)
+            .await
+            .map(TokenProof)
+    }
+}
+
+/// The scheme and token of an `Authorization` header: `Bearer <token>` (RFC 6750
+/// section 2.1), or `DPoP <token>` (RFC 9449 section 7.1) when `dpop` is on.
+pub fn authorization(headers: &HeaderMap, dpop: bool) -> Result<(Scheme, &str), Error> {
+    let (scheme, rest) = authorization_parts(headers).map_err(Error::Bearer)?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return Err(Error::Bearer(BearerError::Missing));
+    };
+    token68(rest)
+        .map(|token| (scheme, token))
+        .ok_or_else(|| scheme.refuse(BearerError::Malformed))
+}
+
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 section 2.1).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
+    let (scheme, rest) = authorization_parts(headers)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::Missing);
+    }
+    token68(rest).ok_or(BearerError::Malformed)
+}
+
+/// The one `Authorization` header, split into its scheme and the rest.
+fn authorization_parts(headers: &HeaderMap) -> Result<(&str, &str), BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(BearerError::Missing)?;
     if values.next().is_some() {
         return Err(BearerError::Malformed);
     }
     let value = value.to_str().map_err(|_| BearerError::Malformed)?;
-    let (scheme, rest) = match value.split_once(' ') {
-        Some((scheme, rest)) => (scheme, rest),
-        None => (value, ""),
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(BearerError::Missing);
-    }
+    Ok(value.split_once(' ').unwrap_or((value, "")))
+}
+
+/// The credentials after the scheme, if they are one token68 of at most 8 KiB.
+fn token68(rest: &str) -> Option<&str> {
     let token = rest.trim_matches(' ');
     // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = token.trim_end_matches('=');
@@ -78,10 +139,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
         && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         });
-    if !token68 || token.len() > 8 * 1024 {
-        return Err(BearerError::Malformed);
-    }
-    Ok(token)
+    (token68 && token.len() <= 8 * 1024).then_some(token)
 }
 
 /// The client's address: the peer, or with `trusted_proxy_hops = N` the N-th address

@@ -32,6 +32,19 @@ pub use ring::{ed25519_kid, hs256_kid, new_ed25519_key, JwkSet, KeyRing, Retired
 
 pub const ALG_EDDSA: &str = "EdDSA";
 
+/// What the DPoP nonce key is derived for: an HMAC of this under the key material.
+const DPOP_NONCE_KEY_PURPOSE: &[u8] = b"baton dpop nonce v1";
+
+/// A key for one purpose, derived from the configured key material: HMAC-SHA256 of the
+/// purpose under it, so that no two purposes share a key.
+fn derive_key(material: &[u8], purpose: &[u8]) -> Zeroizing<[u8; 32]> {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(material).expect("HMAC takes a key of any length");
+    mac.update(purpose);
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
 /// Where keys come from, as configured.
 pub enum KeySource {
     Database(Box<MasterKey>),
@@ -84,6 +97,15 @@ impl KeySource {
                 let previous: Vec<&[u8]> = previous.iter().map(|s| s.as_slice()).collect();
                 ChainKeys::derive(current, &previous)
             }
+        }
+    }
+
+    /// The key that MACs DPoP server nonces ([`crate::dpop::nonce`]): from the master
+    /// key, or from the current HS256 secret. Every instance derives the same one.
+    pub fn dpop_nonce_key(&self) -> Zeroizing<[u8; 32]> {
+        match self {
+            KeySource::Database(master) => master.dpop_nonce_key(),
+            KeySource::Secrets { current, .. } => derive_key(current, DPOP_NONCE_KEY_PURPOSE),
         }
     }
 

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod feed;

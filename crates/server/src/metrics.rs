@@ -77,6 +77,7 @@ pub struct Metrics {
     sync_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     stale_refusals: Counter,
     pub hashing: HashMetrics,
+    dpop_refusals: Family<ReasonLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -157,6 +158,12 @@ impl Metrics {
             "Password jobs waiting for a hashing thread or running on one",
             hashing.waiting.clone(),
         );
+        let dpop_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "dpop_refusals",
+            "Requests refused over their DPoP proof, by reason (wrong_key, bearer_downgrade and missing_proof are what a copied token meets)",
+            dpop_refusals.clone(),
+        );
         Self {
             registry,
             logins,
@@ -169,7 +176,16 @@ impl Metrics {
             sync_age,
             stale_refusals,
             hashing,
+            dpop_refusals,
         }
+    }
+
+    /// A request refused over its DPoP proof; `reason` is one of the static labels of
+    /// [`crate::error::DpopProblem`].
+    pub fn dpop_refusal(&self, reason: &'static str) {
+        self.dpop_refusals
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn sync_failed(&self) {

@@ -53,6 +53,11 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state.clone(), track_latency))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // DPoP-Nonce on answers to proofs, and the count of DPoP refusals.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::dpop::nonce_layer,
+        ))
         // Answers about users and tokens are never cached, by browsers or proxies.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

@@ -102,7 +102,7 @@ pub fn header_layers(config: &HttpConfig) -> Vec<SetResponseHeaderLayer<HeaderVa
     layers
 }
 
-/// CORS for the configured origins only. Baton authenticates with a bearer header,
+/// CORS for the configured origins only. Baton authenticates with a bearer (or DPoP) header,
 /// never cookies, so credentials are never allowed; `*` means any origin without them.
 pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
     if config.cors_allowed_origins.is_empty() {
@@ -122,8 +122,16 @@ pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(origin)
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                crate::dpop::DPOP.clone(),
+            ])
+            .expose_headers([
+                header::WWW_AUTHENTICATE,
+                header::RETRY_AFTER,
+                crate::dpop::DPOP_NONCE.clone(),
+            ])
             .allow_credentials(false)
             .max_age(std::time::Duration::from_secs(600)),
     )

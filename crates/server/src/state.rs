@@ -11,6 +11,7 @@ use leptos::config::LeptosOptions;
 
 use crate::clock::{millis, now_ms};
 use crate::config::Config;
+use crate::dpop::Dpop;
 use crate::feed::Feed;
 use crate::keys::KeySource;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ pub struct AppInner {
     /// Derives every refresh token's successor (see [`crate::refresh_token`]).
     pub chain: ChainKeys,
     pub tokens: AccessTokens,
+    /// Proofs of possession (RFC 9449): nonces, replay checks, the proof rule.
+    pub dpop: Dpop,
     pub passwords: Passwords,
     pub revocations: Revocations,
     /// What other instances changed: ended sessions, key changes.
@@ -65,6 +68,7 @@ impl AppState {
         let db = Db::connect(&config).await?;
         let keys = KeySource::from_config(&config)?;
         let chain = keys.chain_keys();
+        let dpop = Dpop::new(&config.dpop, keys.dpop_nonce_key());
         let token_life = config.tokens.access_token_life();
         // The feed first: a key change made after it starts is read by its first round.
         let revocations = Revocations::new(token_life);
@@ -83,6 +87,7 @@ impl AppState {
             keys,
             chain,
             tokens,
+            dpop,
             passwords,
             revocations,
             feed,
@@ -165,6 +170,7 @@ impl AppState {
         let purged = store::sessions::purge(&self.db, now, keep).await?;
         let keep_changes = keep.max(millis(self.revocations.keep()));
         store::changes::purge(&self.db, now - keep_changes).await?;
+        store::dpop::purge(&self.db, now).await?;
         // A replaced key is kept while a refresh token from its time may still be used,
         // so that an access token it signed is answered "expired", not "invalid".
         let key_life = token_life + millis(self.config.tokens.refresh_idle_ttl);

@@ -38,6 +38,7 @@ macro_rules! db_now {
 }
 
 pub mod changes;
+pub mod dpop;
 pub mod keys;
 pub mod notes;
 pub mod pool;

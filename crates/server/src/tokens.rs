@@ -33,6 +33,15 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// The key the token is bound to (RFC 9449 section 6.1), for a DPoP session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` (RFC 7800): the RFC 7638 thumbprint of the session's DPoP key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// How many verified tokens are remembered (about 600 bytes each).
@@ -112,6 +121,16 @@ impl AccessTokens {
 
     /// A new access token for this user and session; returns it with its `exp`.
     pub fn sign(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<(String, i64)> {
+        self.sign_bound(user_id, session_id, None)
+    }
+
+    /// [`AccessTokens::sign`], bound to a DPoP key (`cnf.jkt`) when the session is.
+    pub fn sign_bound(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        jkt: Option<&str>,
+    ) -> anyhow::Result<(String, i64)> {
         let now_ms = now_ms();
         let iat = now_ms.div_euclid(1000);
         let claims = AccessClaims {
@@ -122,6 +141,9 @@ impl AccessTokens {
             iat,
             exp: iat + self.ttl_secs,
             jti: Uuid::new_v4(),
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let ring = self.ring();
         let (kid, key) = ring

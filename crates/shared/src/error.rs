@@ -33,6 +33,15 @@ pub enum ErrorCode {
     RefreshTokenReused,
     /// 401: the session was ended (logout, logout-all, password change, revocation).
     SessionRevoked,
+    /// 401 on resources, 400 on login and refresh (RFC 9449 section 7): the DPoP proof
+    /// is missing where one is needed, malformed, signed by another key than the one
+    /// the session is bound to, or fails a check (method, URL, `ath`, `iat`, a `jti`
+    /// seen before). Do not retry with the same proof.
+    InvalidDpopProof,
+    /// 401 on resources, 400 on login and refresh (RFC 9449 section 8): the proof needs
+    /// the server nonce of the `DPoP-Nonce` header of this answer. Retry once with a
+    /// new proof that carries it.
+    UseDpopNonce,
     /// 404: no such route, or a resource that is not the caller's.
     NotFound,
     /// 405: the route exists but not for this method.
@@ -59,15 +68,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The HTTP status the server answers this code with.
+    /// The HTTP status the server answers this code with; `invalid_dpop_proof` and
+    /// `use_dpop_nonce` get 400 instead on `/api/auth/login` and `/api/auth/refresh`
+    /// (token endpoints answer 400 in OAuth, RFC 9449 section 5).
     pub const fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
             InvalidInput | InvalidRequest => 400,
             Unauthenticated | TokenExpired | TokenInvalid | InvalidCredentials
-            | RefreshTokenInvalid | RefreshTokenExpired | RefreshTokenReused | SessionRevoked => {
-                401
-            }
+            | RefreshTokenInvalid | RefreshTokenExpired | RefreshTokenReused | SessionRevoked
+            | InvalidDpopProof | UseDpopNonce => 401,
             NotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
@@ -95,6 +105,8 @@ impl ErrorCode {
             RefreshTokenExpired => "refresh_token_expired",
             RefreshTokenReused => "refresh_token_reused",
             SessionRevoked => "session_revoked",
+            InvalidDpopProof => "invalid_dpop_proof",
+            UseDpopNonce => "use_dpop_nonce",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             RequestTimeout => "request_timeout",
@@ -119,6 +131,7 @@ impl ErrorCode {
                 | ErrorCode::RefreshTokenExpired
                 | ErrorCode::RefreshTokenReused
                 | ErrorCode::SessionRevoked
+                | ErrorCode::InvalidDpopProof
                 | ErrorCode::TokenInvalid
                 | ErrorCode::Unauthenticated
         )
@@ -184,6 +197,8 @@ mod tests {
             ErrorCode::RefreshTokenReused,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::Unavailable,
+            ErrorCode::InvalidDpopProof,
+            ErrorCode::UseDpopNonce,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
@@ -224,5 +239,8 @@ mod tests {
         assert!(!ErrorCode::Unavailable.ends_session());
         assert!(!ErrorCode::Internal.ends_session());
         assert!(!ErrorCode::RateLimited.ends_session());
+        // A proof by the wrong key (or none) cannot be fixed by retrying; a nonce can.
+        assert!(ErrorCode::InvalidDpopProof.ends_session());
+        assert!(!ErrorCode::UseDpopNonce.ends_session());
     }
 }

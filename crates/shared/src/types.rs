@@ -8,8 +8,13 @@ use uuid::Uuid;
 
 use crate::input::{DeviceName, FieldErrors, NoteBody, NoteTitle, Password, Username};
 
-/// The value of `token_type` in every [`TokenPair`].
+/// The `token_type` of a [`TokenPair`] whose session is not bound to a key.
 pub const TOKEN_TYPE_BEARER: &str = "Bearer";
+
+/// The `token_type` of a [`TokenPair`] whose session is bound to a DPoP key (RFC 9449
+/// section 5): its access token must be sent as `Authorization: DPoP <token>` with a
+/// proof by that key.
+pub const TOKEN_TYPE_DPOP: &str = "DPoP";
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,9 +38,9 @@ pub struct UserEnvelope {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
-    /// JWT to send as `Authorization: Bearer <access_token>`.
+    /// JWT to send as `Authorization: <token_type> <access_token>`.
     pub access_token: String,
-    /// Always `"Bearer"`.
+    /// `"Bearer"`, or `"DPoP"` for a session bound to the key of the login's proof.
     pub token_type: String,
     /// Seconds the access token lives.
     pub expires_in: i64,

@@ -20,6 +20,7 @@ use crate::refresh_token::ChainKeys;
 pub struct MasterKey {
     cipher: Aes256Gcm,
     chain: ChainKeys,
+    dpop_nonce: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -42,6 +43,7 @@ impl MasterKey {
         Ok(Self {
             cipher: Aes256Gcm::new_from_slice(&bytes).expect("32-byte key"),
             chain: ChainKeys::derive(&bytes, &[]),
+            dpop_nonce: super::derive_key(&bytes, super::DPOP_NONCE_KEY_PURPOSE),
         })
     }
 
@@ -73,6 +75,11 @@ impl MasterKey {
     /// The key that derives refresh-token successors.
     pub(super) fn chain_keys(&self) -> &ChainKeys {
         &self.chain
+    }
+
+    /// The key that MACs DPoP server nonces.
+    pub(super) fn dpop_nonce_key(&self) -> Zeroizing<[u8; 32]> {
+        self.dpop_nonce.clone()
     }
 
     pub(super) fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {

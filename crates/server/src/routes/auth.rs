@@ -6,16 +6,17 @@ use axum::Json;
 use baton_shared::ApiError;
 use baton_shared::{
     DeviceName, ErrorCode, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User,
-    UserEnvelope, TOKEN_TYPE_BEARER,
+    UserEnvelope, TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP,
 };
 
 use crate::clock::now_ms;
-use crate::error::{Error, Result};
-use crate::extract::{ApiJson, AuthUser, ClientIp};
+use crate::config::DpopMode;
+use crate::error::{DpopEndpoint, DpopError, DpopProblem, Error, Result};
+use crate::extract::{ApiJson, AuthUser, ClientIp, TokenProof};
 use crate::refresh_token;
 use crate::state::AppState;
 use crate::store;
-use crate::store::rotation::Rotation;
+use crate::store::rotation::{Presenter, Rotation};
 use crate::store::sessions::{Ending, Issued, NewSession, RevokeReason};
 
 /// Longest user agent kept with a session.
@@ -50,8 +51,8 @@ pub async fn register(
 #[utoipa::path(
     post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "A new session", body = TokenPair),
-        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 200, description = "A new session; bound to the key of the `DPoP` proof if the request carries one (`token_type` `DPoP`)", body = TokenPair),
+        (status = 400, description = "`invalid_input`; `invalid_dpop_proof`, `use_dpop_nonce` (retry with the `DPoP-Nonce` of this answer)", body = ApiError),
         (status = 401, description = "`invalid_credentials`", body = ApiError),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = ApiError),
     )
@@ -60,9 +61,13 @@ pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
+    proof: Result<TokenProof>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>> {
-    let outcome = login_inner(&state, ip, &headers, &req).await;
+    let outcome = match proof {
+        Ok(TokenProof(jkt)) => login_inner(&state, ip, &headers, jkt.as_deref(), &req).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &outcome {
         state.metrics.login_failed(e.code());
     }
@@ -73,6 +78,7 @@ async fn login_inner(
     state: &AppState,
     ip: std::net::IpAddr,
     headers: &HeaderMap,
+    dpop_jkt: Option<&str>,
     req: &LoginRequest,
 ) -> Result<TokenPair> {
     state.limits.login_attempt(&ip)?;
@@ -105,10 +111,11 @@ async fn login_inner(
         found.user,
         credentials.device_name.as_ref(),
         user_agent(headers).as_deref(),
+        dpop_jkt,
     )
     .await?;
     state.metrics.login_ok();
-    tracing::info!(user_id = %pair.user.id, session_id = %pair.session_id, "logged in");
+    tracing::info!(user_id = %pair.user.id, session_id = %pair.session_id, dpop = dpop_jkt.is_some(), "logged in");
     Ok(pair)
 }
 
@@ -129,23 +136,34 @@ async fn start_session(
     user: User,
     device_name: Option<&DeviceName>,
     user_agent: Option<&str>,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenPair> {
     let now = now_ms();
     let login = NewSession {
         user,
         device_name: device_name.map(DeviceName::as_str),
         user_agent,
+        dpop_jkt,
     };
     let issued = store::sessions::create(&state.db, login, &state.lifetimes(), now).await?;
     token_pair(state, issued)
 }
 
-/// The answer to a login or a refresh: a new access token beside the refresh token.
+/// The answer to a login or a refresh: a new access token beside the refresh token,
+/// bound to the session's DPoP key if it has one.
 fn token_pair(state: &AppState, issued: Issued) -> Result<TokenPair> {
-    let (access_token, _exp) = state.tokens.sign(issued.user.id, issued.session_id)?;
+    let jkt = issued.dpop_jkt.as_deref();
+    let (access_token, _exp) = state
+        .tokens
+        .sign_bound(issued.user.id, issued.session_id, jkt)?;
+    let token_type = if jkt.is_some() {
+        TOKEN_TYPE_DPOP
+    } else {
+        TOKEN_TYPE_BEARER
+    };
     Ok(TokenPair {
         access_token,
-        token_type: TOKEN_TYPE_BEARER.to_owned(),
+        token_type: token_type.to_owned(),
         expires_in: state.tokens.ttl_secs(),
         refresh_token: issued.refresh_token,
         refresh_expires_in: (issued.expires_at - issued.issued_at)
@@ -162,7 +180,7 @@ fn token_pair(state: &AppState, issued: Issued) -> Result<TokenPair> {
     post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the refresh token rotated", body = TokenPair),
-        (status = 400, description = "`invalid_input`", body = ApiError),
+        (status = 400, description = "`invalid_input`; `invalid_dpop_proof` (a bound session needs a proof by its key), `use_dpop_nonce`", body = ApiError),
         (status = 401, description = "`refresh_token_invalid`, `refresh_token_expired`, `refresh_token_reused` or `session_revoked`", body = ApiError),
         (status = 429, description = "`rate_limited`", body = ApiError),
         (status = 503, description = "`unavailable`: nothing was issued or ended; try again", body = ApiError),
@@ -171,9 +189,13 @@ fn token_pair(state: &AppState, issued: Issued) -> Result<TokenPair> {
 pub async fn refresh(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    proof: Result<TokenProof>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>> {
-    let outcome = refresh_inner(&state, ip, &req).await;
+    let outcome = match proof {
+        Ok(TokenProof(jkt)) => refresh_inner(&state, ip, jkt.as_deref(), &req).await,
+        Err(e) => Err(e),
+    };
     state
         .metrics
         .refresh(outcome.as_ref().err().map(Error::code));
@@ -185,12 +207,19 @@ pub async fn refresh(
 async fn refresh_inner(
     state: &AppState,
     ip: std::net::IpAddr,
+    dpop_jkt: Option<&str>,
     req: &RefreshRequest,
 ) -> Result<TokenPair> {
     state.limits.refresh_attempt(&ip)?;
     let token = req.parse()?;
+    let presenter = Presenter {
+        jkt: dpop_jkt,
+        bearer_allowed: state.dpop.mode() != DpopMode::Required,
+    };
+    let lifetimes = state.lifetimes();
     let rotation =
-        store::rotation::rotate(&state.db, &state.chain, token, &state.lifetimes()).await?;
+        store::rotation::rotate(&state.db, &state.chain, token, presenter, &lifetimes).await?;
+    let refuse = |problem| Error::from(DpopError::new(problem, DpopEndpoint::Token));
     let (code, message) = match rotation {
         Rotation::Rotated(issued) => return token_pair(state, issued),
         Rotation::Replayed(issued) => {
@@ -224,6 +253,25 @@ async fn refresh_inner(
             ErrorCode::RefreshTokenInvalid,
             "the refresh token is not valid",
         ),
+        // Not revoked: a copied token without its key can do nothing, and a refusal
+        // that ended the session would let any script that reads storage log the
+        // user out (README, Security notes).
+        Rotation::WrongKey { session_id } => {
+            tracing::warn!(%session_id, proof = dpop_jkt.is_some(), "refresh of a DPoP-bound session without a proof by its key refused");
+            return Err(match (state.dpop.mode(), dpop_jkt) {
+                (DpopMode::Off, _) => Error::client(
+                    ErrorCode::RefreshTokenInvalid,
+                    "this session is bound to a DPoP key and DPoP is off; log in again",
+                ),
+                (_, None) => refuse(DpopProblem::Missing),
+                (_, Some(_)) => refuse(DpopProblem::WrongKey),
+            });
+        }
+        Rotation::NotBound => {
+            return Err(refuse(DpopProblem::Invalid(
+                "this server accepts only DPoP-bound sessions; log in again with a proof",
+            )))
+        }
     };
     Err(Error::client(code, message))
 }

@@ -2,7 +2,7 @@
 //! handlers' annotations and the shared types, so it cannot drift from the code.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{auth, me, meta, notes, sessions};
@@ -54,10 +54,22 @@ impl Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT (typ at+jwt)")
                     .description(Some(
-                        "401 `token_expired` is the one answer on which a client refreshes.",
+                        "401 `token_expired` is the one answer on which a client refreshes. \
+                         A DPoP-bound token (`cnf.jkt`, `token_type` `DPoP`) is sent as \
+                         `Authorization: DPoP <token>` with a `DPoP` proof instead, never as Bearer.",
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "dpop",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "DPoP",
+                "RFC 9449 proof: a JWT (typ dpop+jwt, alg EdDSA or ES256, the public jwk) \
+                 with jti, htm, htu, iat, the server's nonce (DPoP-Nonce) and, beside an \
+                 access token, ath. Optional at login (it binds the session to the key); \
+                 required on every refresh and call of a bound session.",
+            ))),
         );
     }
 }

@@ -10,6 +10,8 @@
 //! | the presented token | [`Rotation`] |
 //! |---|---|
 //! | is not stored | `Unknown` |
+//! | belongs to a session bound to a DPoP key that the request's proof did not prove (no proof, or another key's) | `WrongKey`: nothing changes, nothing is revealed about the session |
+//! | belongs to a Bearer session, and only bound sessions may refresh (`BATON_DPOP=required`) | `NotBound` |
 //! | belongs to an ended session | `SessionEnded` |
 //! | belongs to a session past its absolute end | `Expired` |
 //! | is its session's current token, unused for longer than the idle lifetime | `Expired` |
@@ -30,6 +32,10 @@
 //! A successor expires the idle lifetime after it is issued, and never after its
 //! session: `MIN`/`LEAST(now + idle, sessions.expires_at)` in the statement that issues
 //! it.
+//!
+//! The key check is in the statement that rotates too (the session's `dpop_jkt` is
+//! the presented key, or the session is unbound and may be), so no token of a bound
+//! session rotates without a proof by its key, however the requests interleave.
 //!
 //! The statement that rotates is a compare-and-swap on the session's generation, so of
 //! any number of concurrent presentations of one token exactly one rotates it; the
@@ -73,6 +79,18 @@ pub enum Rotation {
     SessionEnded,
     /// No such token.
     Unknown,
+    /// The session is bound to a DPoP key that the request did not prove.
+    WrongKey { session_id: Uuid },
+    /// A Bearer session, where only DPoP-bound sessions may refresh.
+    NotBound,
+}
+
+/// Who presents the token, as far as DPoP goes: the thumbprint of the key the
+/// request's proof proved, and whether a session bound to no key may rotate.
+#[derive(Debug, Clone, Copy)]
+pub struct Presenter<'a> {
+    pub jkt: Option<&'a str>,
+    pub bearer_allowed: bool,
 }
 
 /// How many times a presentation that reads its token current tries to rotate it.
@@ -86,22 +104,25 @@ pub async fn rotate(
     db: &Db,
     chain: &ChainKeys,
     presented: &str,
+    presenter: Presenter<'_>,
     lifetimes: &Lifetimes,
 ) -> Result<Rotation> {
     let presented_hash = crate::refresh_token::hash(presented);
     let successor = chain.successor(presented);
     // The common case, a live session's current token, is one statement.
-    if let Some(row) = advance(db, &presented_hash, &successor, lifetimes).await? {
+    if let Some(row) = advance(db, &presented_hash, &successor, presenter, lifetimes).await? {
         return Ok(Rotation::Rotated(row.issued(successor.text)));
     }
     // Anything else: find out what the token is now.
     let mut fresh = false;
     for _ in 0..PASSES {
         let found = find(db, &presented_hash, fresh).await?;
-        match judge(&found, chain, presented, lifetimes) {
+        match judge(&found, chain, presented, presenter, lifetimes) {
             Judgement::Final(rotation) => return Ok(rotation),
             Judgement::Current => {
-                if let Some(row) = advance(db, &presented_hash, &successor, lifetimes).await? {
+                if let Some(row) =
+                    advance(db, &presented_hash, &successor, presenter, lifetimes).await?
+                {
                     return Ok(Rotation::Rotated(row.issued(successor.text)));
                 }
             }
@@ -120,10 +141,25 @@ enum Judgement {
 
 /// The rule of the module's table, on what [`find`] read: one row per token of the
 /// session's current generation (one, but for sessions from before chained tokens).
-fn judge(rows: &[Found], chain: &ChainKeys, presented: &str, lifetimes: &Lifetimes) -> Judgement {
+fn judge(
+    rows: &[Found],
+    chain: &ChainKeys,
+    presented: &str,
+    presenter: Presenter<'_>,
+    lifetimes: &Lifetimes,
+) -> Judgement {
     let Some(token) = rows.first() else {
         return Judgement::Final(Rotation::Unknown);
     };
+    match token.dpop_jkt.as_deref() {
+        Some(bound) if presenter.jkt != Some(bound) => {
+            return Judgement::Final(Rotation::WrongKey {
+                session_id: token.session_id,
+            })
+        }
+        None if !presenter.bearer_allowed => return Judgement::Final(Rotation::NotBound),
+        _ => {}
+    }
     let now = token.now;
     if token.revoked_at.is_some() {
         return Judgement::Final(Rotation::SessionEnded);
@@ -159,6 +195,7 @@ fn judge(rows: &[Found], chain: &ChainKeys, presented: &str, lifetimes: &Lifetim
                     refresh_token: successor.text,
                     issued_at: now,
                     expires_at,
+                    dpop_jkt: token.dpop_jkt.clone(),
                 }));
             }
         }
@@ -179,6 +216,7 @@ struct Advanced {
     user_id: Uuid,
     username: String,
     user_created_at: i64,
+    dpop_jkt: Option<String>,
 }
 
 impl Advanced {
@@ -189,17 +227,20 @@ impl Advanced {
             refresh_token,
             issued_at: self.created_at,
             expires_at: self.expires_at,
+            dpop_jkt: self.dpop_jkt,
         }
     }
 }
 
-/// When `presented` is its session's current, unexpired token and the session is live:
-/// inserts `successor` as the token of the next generation and moves the session to
-/// it, in one statement. `None`, and nothing changed, otherwise.
+/// When `presented` is its session's current, unexpired token, the session is live
+/// and bound to the presenter's key (or to none, where that may rotate): inserts
+/// `successor` as the token of the next generation and moves the session to it, in one
+/// statement. `None`, and nothing changed, otherwise.
 async fn advance(
     db: &Db,
     presented: &[u8],
     successor: &Token,
+    presenter: Presenter<'_>,
     lifetimes: &Lifetimes,
 ) -> Result<Option<Advanced>> {
     let sql = if db.is_sqlite() {
@@ -212,7 +253,9 @@ async fn advance(
                     refresh_tokens t JOIN sessions s ON s.id = t.session_id
               WHERE t.token_hash = $3 AND t.generation = s.generation AND s.revoked_at IS NULL
                 AND t.expires_at > c.now AND s.expires_at > c.now
+                AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
              RETURNING session_id, created_at, expires_at,
+                (SELECT dpop_jkt FROM sessions WHERE id = refresh_tokens.session_id) AS dpop_jkt,
                 (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
                 (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
                   WHERE s.id = refresh_tokens.session_id) AS username,
@@ -231,14 +274,15 @@ async fn advance(
                   FROM refresh_tokens t, c
                  WHERE t.token_hash = $3 AND s.id = t.session_id AND s.generation = t.generation
                    AND s.revoked_at IS NULL AND t.expires_at > c.now AND s.expires_at > c.now
-                RETURNING s.id, s.generation, s.user_id, c.now,
+                   AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
+                RETURNING s.id, s.generation, s.user_id, s.dpop_jkt, c.now,
                           LEAST(c.now + $2, s.expires_at) AS expires_at),
              inserted AS (
                 INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
                 SELECT $1, id, generation, now, expires_at FROM advanced
                 RETURNING session_id, created_at, expires_at)
              SELECT i.session_id, i.created_at, i.expires_at, u.id AS user_id, u.username,
-                    u.created_at AS user_created_at
+                    u.created_at AS user_created_at, a.dpop_jkt
                FROM inserted i
                JOIN advanced a ON a.id = i.session_id
                JOIN users u ON u.id = a.user_id"
@@ -248,6 +292,8 @@ async fn advance(
         successor.hash[..].into(),
         lifetimes.idle.into(),
         presented.into(),
+        presenter.jkt.into(),
+        i64::from(presenter.bearer_allowed).into(),
     ];
     Ok(db.write().fetch_optional(sql, &args).await?)
 }
@@ -269,6 +315,7 @@ struct Found {
     user_created_at: i64,
     current_hash: Option<Vec<u8>>,
     current_expires_at: Option<i64>,
+    dpop_jkt: Option<String>,
     now: i64,
 }
 
@@ -290,7 +337,7 @@ async fn find(db: &Db, token_hash: &[u8], fresh: bool) -> Result<Vec<Found>> {
                     s.expires_at AS session_expires_at, s.rotated_at, s.revoked_at, s.user_id,
                     u.username, u.created_at AS user_created_at,
                     c.token_hash AS current_hash, c.expires_at AS current_expires_at,
-                    ", db_now!($backend), " AS now
+                    s.dpop_jkt, ", db_now!($backend), " AS now
                    FROM refresh_tokens t
                    JOIN sessions s ON s.id = t.session_id
                    JOIN users u ON u.id = s.user_id

@@ -71,6 +71,8 @@ pub struct Issued {
     /// When it was issued, and when it expires (unix ms).
     pub issued_at: i64,
     pub expires_at: i64,
+    /// The thumbprint of the DPoP key the session is bound to, if it is.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A login: the user and the device it comes from.
@@ -79,6 +81,8 @@ pub struct NewSession<'a> {
     pub user: User,
     pub device_name: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// The thumbprint of the key the login's DPoP proof proved: binds the session.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Starts a session with its first refresh token (generation 0).
@@ -100,6 +104,7 @@ pub async fn create(
         new.user_agent.into(),
         now.into(),
         expires_at.into(),
+        new.dpop_jkt.into(),
     ];
     let first_token: &[Arg] = &[
         first.hash[..].into(),
@@ -110,8 +115,8 @@ pub async fn create(
     db.write()
         .transaction(&[
             (
-                "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at, expires_at, generation)
-                 VALUES ($1, $2, $3, $4, $5, $5, $6, 0)",
+                "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at, expires_at, generation, dpop_jkt)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, 0, $7)",
                 session,
             ),
             (
@@ -127,6 +132,7 @@ pub async fn create(
         refresh_token: first.text,
         issued_at: now,
         expires_at: token_expires_at,
+        dpop_jkt: new.dpop_jkt.map(str::to_owned),
     })
 }
 

@@ -385,6 +385,7 @@ async fn revocation_latency_across_instances() {
             user: alice.clone(),
             device_name: None,
             user_agent: None,
+            dpop_jkt: None,
         };
         let now = baton_server::clock::now_ms();
         let issued = sessions::create(&a.state.db, new, &lifetimes, now)

@@ -7,6 +7,10 @@ mod hardening;
 
 mod auth;
 mod cluster;
+mod dpop;
+mod dpop_client;
+mod dpop_key;
+mod dpop_proofs;
 mod failures;
 mod input;
 mod keys;

@@ -232,6 +232,7 @@ async fn production_app(customize: impl FnOnce(&mut baton_server::config::Config
         c.keys.master_key = Some(Secret::new(baton_server::keys::MasterKey::generate_base64()));
         let db = c.data_dir.join("baton.db");
         c.database.url = Some(Secret::new(format!("sqlite://{}", db.display())));
+        c.dpop.public_origin = Some("https://baton.example.com".parse().unwrap());
         customize(c);
     })
     .await

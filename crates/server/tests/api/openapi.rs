@@ -101,6 +101,10 @@ async fn openapi_matches_the_contract_table() {
             "schema {schema}"
         );
     }
+    assert!(
+        spec["components"]["securitySchemes"]["dpop"].is_object(),
+        "the DPoP proof header is documented"
+    );
     let codes: Vec<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]
         .as_array()
         .unwrap()
@@ -113,6 +117,8 @@ async fn openapi_matches_the_contract_table() {
         "session_revoked",
         "rate_limited",
         "request_timeout",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
     ] {
         assert!(codes.contains(&code), "{code} in {codes:?}");
     }

@@ -239,6 +239,11 @@ async fn production_refuses_to_start_without_an_explicit_key() {
         .err()
         .expect("refused");
     assert!(format!("{err:#}").contains("BATON_MASTER_KEY"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("BATON_PUBLIC_ORIGIN"),
+        "{err:#}"
+    );
+    config.dpop.public_origin = Some("https://baton.example.com".parse().unwrap());
     config.keys.master_key = Some(baton_server::config::Secret::new(
         baton_server::keys::MasterKey::generate_base64(),
     ));

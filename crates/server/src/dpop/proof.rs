@@ -1,0 +1,303 @@
+//! One DPoP proof JWT (RFC 9449 section 4.2): its parts, its public key, and the
+//! checks of section 4.3 that need nothing but the proof: a compact JWS, `typ`
+//! `dpop+jwt`, an allowed `alg` that matches the key, a public-only `jwk`, every
+//! required claim, and the signature. The checks against the request and the server's
+//! state (method, URL, `ath`, time, nonce, replay) are the caller's, [`super::Dpop`].
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::PublicOrigin;
+
+/// The `typ` of a proof.
+pub const TYP: &str = "dpop+jwt";
+
+/// Longest `DPoP` header read (an Ed25519 proof is about 400 bytes, ES256 about 550).
+pub const MAX_LEN: usize = 4096;
+
+/// Longest `jti` accepted.
+const MAX_JTI_LEN: usize = 256;
+
+/// Members of a JWK that belong to a private (or symmetric) key, RFC 7518 section 6:
+/// a proof that carries one has given its key away, and is refused.
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+enum Key {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+/// A parsed proof whose signature is not checked yet ([`Proof::verify_signature`]).
+pub struct Proof<'a> {
+    signing_input: &'a str,
+    signature: Vec<u8>,
+    key: Key,
+    /// The key's RFC 7638 thumbprint (base64url SHA-256): what a session is bound to.
+    pub jkt: String,
+    pub claims: Claims,
+}
+
+/// The claims of a proof. `ath` is required on resource calls, `nonce` always, but
+/// both are the caller's to demand.
+#[derive(Deserialize)]
+pub struct Claims {
+    pub jti: String,
+    pub htm: String,
+    pub htu: String,
+    pub iat: serde_json::Number,
+    #[serde(default)]
+    pub ath: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+impl Claims {
+    /// `iat` in whole unix seconds (a NumericDate may have a fraction).
+    pub fn iat_secs(&self) -> Option<i64> {
+        let iat = self.iat.as_f64()?;
+        iat.is_finite().then(|| iat.floor() as i64)
+    }
+}
+
+/// Parses a proof: everything that needs no key first, then the key.
+pub fn parse(text: &str) -> Result<Proof<'_>, &'static str> {
+    if text.len() > MAX_LEN {
+        return Err("the DPoP proof is too long");
+    }
+    let mut parts = text.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("the DPoP proof is not a compact JWS");
+    };
+    let header: Map<String, Value> =
+        decode_json(header).ok_or("the DPoP proof's header is not base64url JSON")?;
+    let typ = header.get("typ").and_then(Value::as_str);
+    if !typ.is_some_and(|t| t.eq_ignore_ascii_case(TYP)) {
+        return Err("the DPoP proof's typ is not dpop+jwt");
+    }
+    if header.contains_key("crit") {
+        return Err("the DPoP proof names critical extensions this server does not know");
+    }
+    let alg = header.get("alg").and_then(Value::as_str);
+    let jwk = header
+        .get("jwk")
+        .and_then(Value::as_object)
+        .ok_or("the DPoP proof's header has no jwk")?;
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err("the DPoP proof's jwk holds a private key");
+    }
+    let (key, jkt) = match alg {
+        Some("EdDSA") => ed25519_key(jwk)?,
+        Some("ES256") => p256_key(jwk)?,
+        _ => return Err("the DPoP proof's alg is not EdDSA or ES256"),
+    };
+    let claims: Claims = decode_json(payload).ok_or(
+        "the DPoP proof's claims are not base64url JSON with jti, htm, htu and iat of the right types",
+    )?;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err("the DPoP proof's jti is empty or too long");
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| "the DPoP proof's signature is not base64url")?;
+    Ok(Proof {
+        signing_input: &text[..text.len() - 1 - signature_len(text)],
+        signature,
+        key,
+        jkt,
+        claims,
+    })
+}
+
+/// The length of the signature part: what follows the last `.`.
+fn signature_len(text: &str) -> usize {
+    text.rsplit('.').next().map_or(0, str::len)
+}
+
+impl Proof<'_> {
+    /// Checks the signature with the proof's own key. (An Ed25519 signature must be
+    /// canonical and its key not of small order: `verify_strict`.)
+    pub fn verify_signature(&self) -> Result<(), &'static str> {
+        const BAD: &str = "the DPoP proof's signature does not verify";
+        let message = self.signing_input.as_bytes();
+        match &self.key {
+            Key::Ed25519(key) => {
+                let signature =
+                    ed25519_dalek::Signature::from_slice(&self.signature).map_err(|_| BAD)?;
+                key.verify_strict(message, &signature).map_err(|_| BAD)
+            }
+            Key::P256(key) => {
+                use p256::ecdsa::signature::Verifier;
+                let signature =
+                    p256::ecdsa::Signature::from_slice(&self.signature).map_err(|_| BAD)?;
+                key.verify(message, &signature).map_err(|_| BAD)
+            }
+        }
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, &'static str> {
+    jwk.get(name)
+        .and_then(Value::as_str)
+        .ok_or("the DPoP proof's jwk lacks a member its key type needs")
+}
+
+/// A coordinate of `len` bytes in canonical base64url (no padding, no stray bits), so
+/// that one key has one thumbprint.
+fn coordinate(text: &str, len: usize) -> Result<Vec<u8>, &'static str> {
+    const BAD: &str = "the DPoP proof's jwk holds a malformed coordinate";
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| BAD)?;
+    if bytes.len() != len || URL_SAFE_NO_PAD.encode(&bytes) != text {
+        return Err(BAD);
+    }
+    Ok(bytes)
+}
+
+fn ed25519_key(jwk: &Map<String, Value>) -> Result<(Key, String), &'static str> {
+    if member(jwk, "kty")? != "OKP" || member(jwk, "crv")? != "Ed25519" {
+        return Err("an EdDSA proof's jwk must be an OKP key on Ed25519");
+    }
+    let x = member(jwk, "x")?;
+    let bytes: [u8; 32] = coordinate(x, 32)?.try_into().expect("32 bytes");
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "the DPoP proof's jwk is not an Ed25519 public key")?;
+    // RFC 7638: the required members, in lexicographic order, no whitespace.
+    let jkt = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
+    Ok((Key::Ed25519(key), jkt))
+}
+
+fn p256_key(jwk: &Map<String, Value>) -> Result<(Key, String), &'static str> {
+    if member(jwk, "kty")? != "EC" || member(jwk, "crv")? != "P-256" {
+        return Err("an ES256 proof's jwk must be an EC key on P-256");
+    }
+    let (x, y) = (member(jwk, "x")?, member(jwk, "y")?);
+    let (xb, yb) = (coordinate(x, 32)?, coordinate(y, 32)?);
+    let point = p256::EncodedPoint::from_affine_coordinates(
+        p256::FieldBytes::from_slice(&xb),
+        p256::FieldBytes::from_slice(&yb),
+        false,
+    );
+    let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+        .map_err(|_| "the DPoP proof's jwk is not a point on P-256")?;
+    let jkt = thumbprint(&format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+    ));
+    Ok((Key::P256(key), jkt))
+}
+
+fn thumbprint(canonical_jwk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical_jwk.as_bytes()))
+}
+
+/// The `ath` of an access token: base64url of its SHA-256 (RFC 9449 section 4.2).
+pub fn access_token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// True when `htu` names `origin` and `path`, ignoring its query and fragment (RFC
+/// 9449 section 4.3, step 9), with scheme, host and port compared normalised.
+pub fn htu_matches(htu: &str, origin: &PublicOrigin, path: &str) -> bool {
+    let htu = htu.split(['?', '#']).next().unwrap_or("");
+    let Some((scheme, rest)) = htu.split_once("://") else {
+        return false;
+    };
+    let (authority, htu_path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    let Ok(htu_origin) = PublicOrigin::parse(&format!("{scheme}://{authority}")) else {
+        return false;
+    };
+    htu_origin == *origin && htu_path == path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htu_is_compared_normalised_without_query_or_fragment() {
+        let origin = PublicOrigin::parse("https://app.example.com").unwrap();
+        for htu in [
+            "https://app.example.com/api/me",
+            "HTTPS://APP.example.com:443/api/me",
+            "https://app.example.com/api/me?x=1",
+            "https://app.example.com/api/me#frag",
+        ] {
+            assert!(htu_matches(htu, &origin, "/api/me"), "{htu}");
+        }
+        for htu in [
+            "http://app.example.com/api/me",
+            "https://app.example.com:8443/api/me",
+            "https://evil.example.com/api/me",
+            "https://app.example.com/api/notes",
+            "https://app.example.com/API/me",
+            "https://app.example.com",
+            "app.example.com/api/me",
+            "",
+        ] {
+            assert!(!htu_matches(htu, &origin, "/api/me"), "{htu}");
+        }
+        assert!(htu_matches("https://app.example.com", &origin, "/"));
+    }
+
+    #[test]
+    fn malformed_proofs_are_refused_before_any_key_work() {
+        let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = b64(&serde_json::json!({"jti": "j", "htm": "GET", "htu": "x", "iat": 1}));
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([0u8; 32])});
+        let with = |header: Value| format!("{}.{claims}.AAAA", b64(&header));
+        let cases: Vec<(String, &str)> = vec![
+            ("a.b".into(), "compact JWS"),
+            ("a.b.c.d".into(), "compact JWS"),
+            (
+                with(serde_json::json!({"typ": "JWT", "alg": "EdDSA", "jwk": jwk})),
+                "typ",
+            ),
+            (
+                with(serde_json::json!({"typ": "dpop+jwt", "alg": "none", "jwk": jwk})),
+                "alg",
+            ),
+            (
+                with(serde_json::json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": jwk})),
+                "alg",
+            ),
+            (
+                with(serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk})),
+                "EC key",
+            ),
+            (
+                with(serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA"})),
+                "no jwk",
+            ),
+            (
+                with(
+                    serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AA", "d": "AA"}}),
+                ),
+                "private key",
+            ),
+            (
+                with(
+                    serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk, "crit": ["x"]}),
+                ),
+                "critical",
+            ),
+            ("x".repeat(MAX_LEN + 1), "too long"),
+        ];
+        for (text, expected) in cases {
+            match parse(&text) {
+                Err(why) => assert!(why.contains(expected), "{why:?} for {expected}"),
+                Ok(_) => panic!("accepted a proof that should fail on {expected}"),
+            }
+        }
+    }
+}
