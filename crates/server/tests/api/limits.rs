@@ -95,7 +95,14 @@ async fn concurrent_guesses_get_only_the_configured_verifications(backend: Backe
         verified <= per_account,
         "{verified} verifications in all for a ceiling of {per_account} (401, 429, 503: {answers:?})"
     );
-    assert_eq!(answers[2], 0, "no 503");
+    // Up to the ceiling's 100 verifications queue for the one hashing thread; on a busy
+    // machine the last of them can wait out the queue's 10 s and get 503, which verifies
+    // nothing either. Every answer is one of the three, and every verification a 401.
+    assert_eq!(answers.iter().sum::<usize>(), 200, "{answers:?}");
+    assert!(
+        answers[0] <= verified,
+        "{answers:?}, {verified} verifications"
+    );
 }
 
 async fn a_stranger_cannot_lock_the_owner_out(backend: Backend) {
