@@ -113,8 +113,16 @@ impl AppState {
     ) -> crate::error::Result<Vec<Uuid>> {
         let now = now_ms();
         let ended = store::sessions::end(&self.db, which, reason, now).await?;
+        self.sessions_ended(&ended, reason);
+        Ok(ended)
+    }
+
+    /// What follows sessions ended in the database (by [`Self::end_sessions`], or in a
+    /// transaction of their own): their access tokens stop here at once; the metrics
+    /// and the log.
+    pub fn sessions_ended(&self, ended: &[Uuid], reason: RevokeReason) {
         self.revocations.insert(ended.iter().copied());
-        for &session_id in &ended {
+        for &session_id in ended {
             self.metrics.revocation(reason);
             if reason == RevokeReason::RefreshTokenReused {
                 tracing::warn!(%session_id, "refresh token reuse detected: session revoked");
@@ -122,7 +130,6 @@ impl AppState {
                 tracing::info!(%session_id, reason = reason.as_str(), "session ended");
             }
         }
-        Ok(ended)
     }
 
     /// One round of the change feed: learns which sessions other instances ended and,

@@ -5,8 +5,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use baton_shared::ApiError;
 use baton_shared::{
-    DeviceName, ErrorCode, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User,
-    UserEnvelope, TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP,
+    DeviceName, ErrorCode, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserEnvelope,
+    TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP,
 };
 
 use crate::clock::now_ms;
@@ -104,16 +104,24 @@ async fn login_inner(
     guess.right(now_ms());
     if state.passwords.needs_rehash(&found.password_hash) {
         let hash = state.passwords.hash(&credentials.password).await?;
-        store::users::set_password_hash(&state.db, found.user.id, &hash).await?;
+        store::users::rehash(&state.db, found.user.id, &found.password_hash, &hash).await?;
     }
-    let pair = start_session(
-        state,
-        found.user,
-        credentials.device_name.as_ref(),
-        user_agent(headers).as_deref(),
+    let user_agent = user_agent(headers);
+    let login = NewSession {
+        user: found.user,
+        credential_version: found.credential_version,
+        device_name: credentials.device_name.as_ref().map(DeviceName::as_str),
+        user_agent: user_agent.as_deref(),
         dpop_jkt,
-    )
-    .await?;
+    };
+    let Some(issued) =
+        store::sessions::create(&state.db, login, &state.lifetimes(), now_ms()).await?
+    else {
+        // The password was changed after it was checked: the one given is no longer it.
+        tracing::info!("login refused: the password changed while it was checked");
+        return Err(Error::invalid_credentials());
+    };
+    let pair = token_pair(state, issued)?;
     state.metrics.login_ok();
     tracing::info!(user_id = %pair.user.id, session_id = %pair.session_id, dpop = dpop_jkt.is_some(), "logged in");
     Ok(pair)
@@ -128,25 +136,6 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .collect();
     let ua = ua.trim();
     (!ua.is_empty()).then(|| ua.to_owned())
-}
-
-/// Creates a session with its first refresh token and signs an access token.
-async fn start_session(
-    state: &AppState,
-    user: User,
-    device_name: Option<&DeviceName>,
-    user_agent: Option<&str>,
-    dpop_jkt: Option<&str>,
-) -> Result<TokenPair> {
-    let now = now_ms();
-    let login = NewSession {
-        user,
-        device_name: device_name.map(DeviceName::as_str),
-        user_agent,
-        dpop_jkt,
-    };
-    let issued = store::sessions::create(&state.db, login, &state.lifetimes(), now).await?;
-    token_pair(state, issued)
 }
 
 /// The answer to a login or a refresh: a new access token beside the refresh token,

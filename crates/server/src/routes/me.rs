@@ -10,7 +10,7 @@ use crate::error::{BearerError, Error, Result};
 use crate::extract::{ApiJson, AuthUser, ClientIp};
 use crate::state::AppState;
 use crate::store;
-use crate::store::sessions::{Ending, RevokeReason};
+use crate::store::sessions::RevokeReason;
 
 /// `GET /api/me`
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -62,21 +62,33 @@ pub async fn change_password(
         .await?
     {
         guess.wrong(now_ms());
-        return Err(Error::Forbidden(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "the current password is wrong",
-        )));
+        return Err(wrong_current_password());
     }
     guess.right(now_ms());
     let hash = state.passwords.hash(&change.new_password).await?;
-    store::users::set_password_hash(&state.db, auth.user_id, &hash).await?;
-    let others = Ending::AllOfUser {
-        user_id: auth.user_id,
-        except: Some(auth.session_id),
+    // The hash, the credential version (which stops any login still holding the old
+    // password from creating a session) and the end of every other session, at once.
+    let changed = store::users::change_password(
+        &state.db,
+        auth.user_id,
+        stored.credential_version,
+        &hash,
+        auth.session_id,
+        now_ms(),
+    )
+    .await?;
+    let Some(ended) = changed else {
+        // Another change came first: the password checked is no longer the current one.
+        return Err(wrong_current_password());
     };
-    let ended = state
-        .end_sessions(others, RevokeReason::PasswordChanged)
-        .await?;
+    state.sessions_ended(&ended, RevokeReason::PasswordChanged);
     tracing::info!(other_sessions_ended = ended.len(), "password changed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn wrong_current_password() -> Error {
+    Error::Forbidden(ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the current password is wrong",
+    ))
 }

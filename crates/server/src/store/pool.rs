@@ -175,6 +175,70 @@ impl Pool<'_> {
     }
 }
 
+/// One statement: its SQL text and the values of its placeholders.
+pub type Statement<'s, 'a> = (&'s str, &'s [Arg<'a>]);
+
+impl Pool<'_> {
+    /// Runs `guard`, `statements` and `last` in order in one transaction and returns the
+    /// rows of `last`; but when `guard` changes no row (a compare-and-swap that lost),
+    /// rolls back at once and returns `None`.
+    pub async fn guarded_transaction<R: Row>(
+        self,
+        guard: Statement<'_, '_>,
+        statements: &[Statement<'_, '_>],
+        last: Statement<'_, '_>,
+    ) -> Result<Option<Vec<R>>, sqlx::Error> {
+        match self {
+            Pool::Sqlite(pool) => {
+                let changed = |done: SqliteQueryResult| done.rows_affected();
+                let arguments = arguments::<Sqlite>;
+                in_guarded_transaction(pool, guard, statements, last, arguments, changed).await
+            }
+            Pool::Postgres(pool) => {
+                let changed = |done: PgQueryResult| done.rows_affected();
+                let arguments = arguments::<Postgres>;
+                in_guarded_transaction(pool, guard, statements, last, arguments, changed).await
+            }
+        }
+    }
+}
+
+/// [`Pool::guarded_transaction`] on one backend's pool. Dropping the transaction
+/// without commit rolls it back.
+async fn in_guarded_transaction<'q, DB: Database, R>(
+    pool: &sqlx::Pool<DB>,
+    guard: Statement<'q, 'q>,
+    statements: &[Statement<'q, 'q>],
+    last: Statement<'q, 'q>,
+    arguments: fn(&[Arg<'q>]) -> Result<DB::Arguments<'q>, sqlx::Error>,
+    changed: fn(DB::QueryResult) -> u64,
+) -> Result<Option<Vec<R>>, sqlx::Error>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments<'q>: IntoArguments<'q, DB>,
+    R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+{
+    let mut tx = pool.begin().await?;
+    let (sql, args) = guard;
+    let done = sqlx::query_with(sql, arguments(args)?)
+        .execute(&mut *tx)
+        .await?;
+    if changed(done) == 0 {
+        return Ok(None);
+    }
+    for &(sql, args) in statements {
+        sqlx::query_with(sql, arguments(args)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let (sql, args) = last;
+    let rows = sqlx::query_as_with(sql, arguments(args)?)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(rows))
+}
+
 /// [`Pool::transaction`] on one backend's pool.
 async fn in_transaction<'q, DB: Database>(
     pool: &sqlx::Pool<DB>,

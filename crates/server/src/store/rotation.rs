@@ -12,7 +12,7 @@
 //! | is not stored | `Unknown` |
 //! | belongs to a session bound to a DPoP key that the request's proof did not prove (no proof, or another key's) | `WrongKey`: nothing changes, nothing is revealed about the session |
 //! | belongs to a Bearer session, and only bound sessions may refresh (`BATON_DPOP=required`) | `NotBound` |
-//! | belongs to an ended session | `SessionEnded` |
+//! | belongs to an ended session, or one created under an older password (credential version) than its user's | `SessionEnded` |
 //! | belongs to a session past its absolute end | `Expired` |
 //! | is its session's current token, unused for longer than the idle lifetime | `Expired` |
 //! | is its session's current token | `Rotated`: its successor becomes the session's current token, which makes this one used |
@@ -161,7 +161,7 @@ fn judge(
         _ => {}
     }
     let now = token.now;
-    if token.revoked_at.is_some() {
+    if token.revoked_at.is_some() || token.credentials_changed {
         return Judgement::Final(Rotation::SessionEnded);
     }
     if now >= token.session_expires_at {
@@ -251,9 +251,11 @@ async fn advance(
              SELECT $1, s.id, s.generation + 1, c.now, MIN(c.now + $2, s.expires_at)
                FROM (SELECT ", db_now!(sqlite), " AS now) c,
                     refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                    JOIN users u ON u.id = s.user_id
               WHERE t.token_hash = $3 AND t.generation = s.generation AND s.revoked_at IS NULL
                 AND t.expires_at > c.now AND s.expires_at > c.now
                 AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
+                AND s.credential_version = u.credential_version
              RETURNING session_id, created_at, expires_at,
                 (SELECT dpop_jkt FROM sessions WHERE id = refresh_tokens.session_id) AS dpop_jkt,
                 (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
@@ -271,10 +273,11 @@ async fn advance(
              advanced AS (
                 UPDATE sessions s
                    SET generation = s.generation + 1, rotated_at = c.now, last_used_at = c.now
-                  FROM refresh_tokens t, c
+                  FROM refresh_tokens t, c, users u
                  WHERE t.token_hash = $3 AND s.id = t.session_id AND s.generation = t.generation
                    AND s.revoked_at IS NULL AND t.expires_at > c.now AND s.expires_at > c.now
                    AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
+                   AND u.id = s.user_id AND s.credential_version = u.credential_version
                 RETURNING s.id, s.generation, s.user_id, s.dpop_jkt, c.now,
                           LEAST(c.now + $2, s.expires_at) AS expires_at),
              inserted AS (
@@ -310,6 +313,8 @@ struct Found {
     /// When the session last rotated to a new generation.
     rotated_at: Option<i64>,
     revoked_at: Option<i64>,
+    /// The user's password changed after the session was created.
+    credentials_changed: bool,
     user_id: Uuid,
     username: String,
     user_created_at: i64,
@@ -335,6 +340,7 @@ async fn find(db: &Db, token_hash: &[u8], fresh: bool) -> Result<Vec<Found>> {
                 "SELECT t.session_id, t.generation AS token_generation,
                     t.expires_at AS token_expires_at, s.generation AS session_generation,
                     s.expires_at AS session_expires_at, s.rotated_at, s.revoked_at, s.user_id,
+                    s.credential_version <> u.credential_version AS credentials_changed,
                     u.username, u.created_at AS user_created_at,
                     c.token_hash AS current_hash, c.expires_at AS current_expires_at,
                     s.dpop_jkt, ", db_now!($backend), " AS now

@@ -75,24 +75,31 @@ pub struct Issued {
     pub dpop_jkt: Option<String>,
 }
 
-/// A login: the user and the device it comes from.
+/// A login: the user, the credential version its password was checked under, and the
+/// device it comes from.
 #[derive(Debug)]
 pub struct NewSession<'a> {
     pub user: User,
+    pub credential_version: i64,
     pub device_name: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     /// The thumbprint of the key the login's DPoP proof proved: binds the session.
     pub dpop_jkt: Option<&'a str>,
 }
 
-/// Starts a session with its first refresh token (generation 0).
+/// Starts a session with its first refresh token (generation 0), only if the user's
+/// credential version is still the one the login checked the password under: `None`
+/// (nothing written) when the password changed meanwhile. On PostgreSQL the statement
+/// takes a share lock on the user's row, so a change in progress makes it wait for the
+/// change's commit and then find the version moved, and a change that comes later
+/// finds this session committed and ends it (migration 0006).
 #[tracing::instrument(skip_all, fields(user_id = %new.user.id))]
 pub async fn create(
     db: &Db,
     new: NewSession<'_>,
     lifetimes: &Lifetimes,
     now: i64,
-) -> Result<Issued> {
+) -> Result<Option<Issued>> {
     let id = Uuid::new_v4();
     let expires_at = now + lifetimes.session;
     let token_expires_at = lifetimes.idle_until(now).min(expires_at);
@@ -105,6 +112,7 @@ pub async fn create(
         now.into(),
         expires_at.into(),
         new.dpop_jkt.into(),
+        new.credential_version.into(),
     ];
     let first_token: &[Arg] = &[
         first.hash[..].into(),
@@ -112,28 +120,47 @@ pub async fn create(
         now.into(),
         token_expires_at.into(),
     ];
-    db.write()
-        .transaction(&[
-            (
-                "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at, expires_at, generation, dpop_jkt)
-                 VALUES ($1, $2, $3, $4, $5, $5, $6, 0, $7)",
-                session,
-            ),
+    macro_rules! insert_session {
+        ($lock:literal) => {
+            concat!(
+                "INSERT INTO sessions (id, user_id, device_name, user_agent, created_at, last_used_at,
+                                       expires_at, generation, dpop_jkt, credential_version)
+                 SELECT $1, id, $3, $4, $5, $5, $6, 0, $7, credential_version
+                   FROM users WHERE id = $2 AND credential_version = $8",
+                $lock
+            )
+        };
+    }
+    let insert_session = if db.is_sqlite() {
+        // One writer: a change is wholly before or wholly after this statement.
+        insert_session!("")
+    } else {
+        insert_session!(" FOR SHARE")
+    };
+    let created: Option<Vec<(Uuid,)>> = db
+        .write()
+        .guarded_transaction(
+            (insert_session, session),
+            &[],
             (
                 "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-                 VALUES ($1, $2, 0, $3, $4)",
+                 VALUES ($1, $2, 0, $3, $4)
+                 RETURNING session_id",
                 first_token,
             ),
-        ])
+        )
         .await?;
-    Ok(Issued {
+    if created.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Issued {
         session_id: id,
         user: new.user,
         refresh_token: first.text,
         issued_at: now,
         expires_at: token_expires_at,
         dpop_jkt: new.dpop_jkt.map(str::to_owned),
-    })
+    }))
 }
 
 /// Which sessions [`end`] ends.
@@ -153,6 +180,17 @@ pub enum Ending<'a> {
 /// database: [`crate::state::AppState::end_sessions`] also stops their access tokens.
 #[tracing::instrument(skip(db))]
 pub async fn end(db: &Db, which: Ending<'_>, reason: RevokeReason, now: i64) -> Result<Vec<Uuid>> {
+    let (sql, args) = ending(which, reason, now);
+    let ended: Vec<(Uuid,)> = db.write().fetch_all(sql, &args).await?;
+    Ok(ended.into_iter().map(|(id,)| id).collect())
+}
+
+/// The statement that ends the sessions `which` names (`RETURNING id`), and its values.
+pub(super) fn ending<'a>(
+    which: Ending<'a>,
+    reason: RevokeReason,
+    now: i64,
+) -> (&'static str, Vec<Arg<'a>>) {
     // Each form is its own statement, so that each keeps its index.
     let (sql, target): (&str, Vec<Arg>) = match which {
         Ending::Session(id) => (
@@ -188,8 +226,7 @@ pub async fn end(db: &Db, which: Ending<'_>, reason: RevokeReason, now: i64) -> 
         .into_iter()
         .chain(target)
         .collect();
-    let ended: Vec<(Uuid,)> = db.write().fetch_all(sql, &args).await?;
-    Ok(ended.into_iter().map(|(id,)| id).collect())
+    (sql, args)
 }
 
 #[derive(sqlx::FromRow)]

@@ -383,6 +383,7 @@ async fn revocation_latency_across_instances() {
         // A session made in the store (no password hash: this measures revocation).
         let new = NewSession {
             user: alice.clone(),
+            credential_version: 0,
             device_name: None,
             user_agent: None,
             dpop_jkt: None,
@@ -390,7 +391,8 @@ async fn revocation_latency_across_instances() {
         let now = baton_server::clock::now_ms();
         let issued = sessions::create(&a.state.db, new, &lifetimes, now)
             .await
-            .unwrap();
+            .unwrap()
+            .expect("no password change");
         let (access, _) = a.state.tokens.sign(alice.id, issued.session_id).unwrap();
         assert_eq!(b.me(&access).await.status(), StatusCode::OK);
         let start = Instant::now();
