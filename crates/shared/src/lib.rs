@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod input;
+pub mod rfc3339;
 pub mod types;
 
 pub use error::{ApiError, ErrorCode};
