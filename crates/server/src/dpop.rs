@@ -271,11 +271,11 @@ fn host_origin(headers: &HeaderMap) -> Result<PublicOrigin, DpopProblem> {
         ))
 }
 
-/// Middleware of the API: every answer to a request that carried a proof, and every
-/// answer in DPoP terms ([`DpopAnswer`]), gets a `DPoP-Nonce` the client can put in
-/// its next proof (section 8.2); every DPoP refusal is counted.
+/// Middleware of the API: every answer carries a `DPoP-Nonce` the client can put in its
+/// next proof (section 8.2: at any time), so that a client can have one before its
+/// first proof (any call will do, `GET /api/health` is the cheapest) instead of
+/// meeting `use_dpop_nonce`; every DPoP refusal ([`DpopAnswer`]) is counted.
 pub async fn nonce_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let asked = req.headers().contains_key(&DPOP);
     let mut response = next.run(req).await;
     if !state.dpop.enabled() {
         return response;
@@ -287,9 +287,7 @@ pub async fn nonce_layer(State(state): State<AppState>, req: Request, next: Next
             tracing::info!(refusal, "DPoP refused");
         }
     }
-    if asked || answer.is_some() {
-        let nonce = state.dpop.current_nonce();
-        response.headers_mut().insert(DPOP_NONCE.clone(), nonce);
-    }
+    let nonce = state.dpop.current_nonce();
+    response.headers_mut().insert(DPOP_NONCE.clone(), nonce);
     response
 }
