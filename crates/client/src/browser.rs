@@ -6,6 +6,7 @@
 //! [`Runtime`] with `RefCell`s; no borrow is ever held across an `.await` or a call out
 //! to listeners.
 
+mod dpop;
 mod driver;
 mod events;
 mod http;
@@ -15,7 +16,7 @@ mod storage;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use baton_shared::TokenPair;
+use baton_shared::{TokenPair, User, TOKEN_TYPE_DPOP};
 use gloo_timers::callback::Timeout;
 use uuid::Uuid;
 
@@ -190,6 +191,18 @@ fn end_session(reason: EndReason, session_id: Uuid) {
             .as_ref()
             .is_some_and(|s| s.session_id == session_id)
     });
+    // Its DPoP key goes with it (this tab's copy of the session, or the stored one).
+    let ours = with(|rt| rt.session.borrow().clone()).filter(|s| s.session_id == session_id);
+    let key = ours.and_then(|s| s.dpop_key).or_else(|| {
+        stored
+            .as_ref()
+            .filter(|s| s.session_id == session_id)?
+            .dpop_key
+            .clone()
+    });
+    if let Some(key) = key {
+        dpop::delete(key);
+    }
     match stored {
         Some(other) if other.session_id != session_id => {
             set_session(Some(other), Persist::No);
@@ -229,10 +242,50 @@ pub(crate) async fn send_public(
         method,
         &config.url(path),
         body.as_deref(),
-        None,
+        http::Auth::None,
         config.request_timeout_ms,
     )
     .await
+}
+
+/// `POST /api/auth/login` with a proof by a new DPoP key (unless the browser cannot
+/// make one): the session is bound to it, and stored with the key's id.
+pub(crate) async fn log_in(body: Option<String>) -> Result<User, ClientError> {
+    ensure_started();
+    let config = config();
+    // A test (or a diagnosis) can make this browser skip Ed25519.
+    let es256 =
+        storage::get(&format!("{}.dpop-alg", config.storage_key)).as_deref() == Some("ES256");
+    let key = dpop::create(es256).await;
+    let auth = match &key {
+        Some(key) => http::Auth::Dpop { key, token: None },
+        None => http::Auth::None,
+    };
+    let url = config.url("/api/auth/login");
+    let answer = http::send(
+        Method::Post,
+        &url,
+        body.as_deref(),
+        auth,
+        config.request_timeout_ms,
+    )
+    .await
+    .and_then(Answer::into_result)
+    .and_then(|answer| answer.json::<TokenPair>());
+    // A server that did not bind the session (BATON_DPOP=off) gets Bearer calls.
+    let pair = match answer {
+        Ok(pair) if pair.token_type == TOKEN_TYPE_DPOP => Ok((pair, key)),
+        other => {
+            if let Some(key) = key {
+                dpop::delete(key);
+            }
+            other.map(|pair| (pair, None))
+        }
+    };
+    let (pair, key) = pair?;
+    let user = pair.user.clone();
+    start_session(pair, key);
+    Ok(user)
 }
 
 /// An exchange with the access token: refreshed first if it is known to be stale,
@@ -252,11 +305,18 @@ pub(crate) async fn send_authed(
     }
     let mut retried = false;
     loop {
+        let auth = match &session.dpop_key {
+            Some(key) => http::Auth::Dpop {
+                key,
+                token: Some(&session.access_token),
+            },
+            None => http::Auth::Bearer(&session.access_token),
+        };
         let answer = http::send(
             method,
             &config.url(path),
             body.as_deref(),
-            Some(&session.access_token),
+            auth,
             config.request_timeout_ms,
         )
         .await?;
@@ -284,13 +344,10 @@ pub(crate) async fn send_authed(
     }
 }
 
-/// Stores the tokens of a successful login.
-pub(crate) fn start_session(pair: TokenPair) {
-    ensure_started();
-    set_session(
-        Some(StoredSession::from_pair(pair, now_ms(), 0)),
-        Persist::Yes,
-    );
+/// Stores the tokens of a successful login, bound to DPoP key `key` if it is.
+fn start_session(pair: TokenPair, key: Option<String>) {
+    let session = StoredSession::from_pair(pair, now_ms(), 0).with_dpop_key(key);
+    set_session(Some(session), Persist::Yes);
     set_connection(Connection::Online);
 }
 
@@ -308,6 +365,9 @@ pub(crate) async fn take_session() -> Option<String> {
     .await;
     if let Some(s) = &stored {
         mark_ended(s.session_id);
+        if let Some(key) = s.dpop_key.clone() {
+            dpop::delete(key);
+        }
     }
     set_session(None, Persist::No);
     set_connection(Connection::Online);

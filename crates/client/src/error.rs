@@ -135,6 +135,11 @@ pub enum RefreshVerdict {
 pub fn classify_refresh_failure(status: Option<u16>, code: Option<ErrorCode>) -> RefreshVerdict {
     match (status, code) {
         (Some(401), Some(code)) if code.ends_session() => RefreshVerdict::Refused(code),
+        // A bound session whose proof the server refuses (the key is gone, or another
+        // one's): no retry can fix it (RFC 9449 answers it 400 at the token endpoint).
+        (Some(400), Some(ErrorCode::InvalidDpopProof)) => {
+            RefreshVerdict::Refused(ErrorCode::InvalidDpopProof)
+        }
         _ => RefreshVerdict::Failed,
     }
 }
@@ -195,6 +200,15 @@ mod tests {
                 RefreshVerdict::Refused(code)
             );
         }
+        assert_eq!(
+            classify_refresh_failure(Some(400), Some(InvalidDpopProof)),
+            RefreshVerdict::Refused(InvalidDpopProof)
+        );
+        assert_eq!(
+            classify_refresh_failure(Some(400), Some(UseDpopNonce)),
+            RefreshVerdict::Failed,
+            "a nonce is asked for and retried, never a refusal"
+        );
         for (status, code) in [
             (None, None),                    // network error
             (Some(503), Some(Unavailable)),  // database down

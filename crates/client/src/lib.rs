@@ -3,8 +3,15 @@
 //! - The session (access token, refresh token, their expiry, the user, a refresh
 //!   counter) lives in `localStorage` under one versioned key ([`Config::storage_key`]),
 //!   so every tab of the origin shares it; anything unreadable there is discarded.
+//! - Login makes a DPoP key (RFC 9449) with WebCrypto that no script can read, kept in
+//!   IndexedDB for every tab of the origin, and binds the session to it; every call and
+//!   every refresh then carries a proof by it, with the server's latest nonce (fetched
+//!   ahead when missing, and retried once on `use_dpop_nonce`). Tokens copied out of
+//!   `localStorage` are worthless elsewhere. `<storage_key>.dpop-alg` = `ES256` in
+//!   `localStorage` skips Ed25519 (for tests).
 //! - Every call goes through [`call`] (or the typed functions in [`api`]), which
-//!   attaches `Authorization: Bearer`. On 401 `token_expired`, and only that code, it
+//!   attaches `Authorization: DPoP` (or `Bearer` for a session the server did not
+//!   bind). On 401 `token_expired`, and only that code, it
 //!   refreshes and retries the call once. Concurrent calls share one refresh, and a
 //!   Web Lock (or a `localStorage` lease where Web Locks are missing) lets one tab at a
 //!   time refresh; a tab that waited re-reads the storage and uses what another tab

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use baton_shared::TokenPair;
+use baton_shared::User;
 
 use crate::error::ClientError;
 use crate::status::{EndHandler, Listeners, Snapshot};
@@ -47,7 +47,9 @@ pub(crate) async fn send_authed(
     Err(ClientError::Unsupported)
 }
 
-pub(crate) fn start_session(_pair: TokenPair) {}
+pub(crate) async fn log_in(_body: Option<String>) -> Result<User, ClientError> {
+    Err(ClientError::Unsupported)
+}
 
 pub(crate) async fn take_session() -> Option<String> {
     None

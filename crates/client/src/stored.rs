@@ -38,6 +38,10 @@ pub struct StoredSession {
     pub user: User,
     /// How many times this session's tokens were refreshed (by any tab).
     pub refreshes: u32,
+    /// The id of the IndexedDB entry of the DPoP key the session is bound to (never the
+    /// key itself, which no script can read); absent for a Bearer session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 impl fmt::Debug for StoredSession {
@@ -52,6 +56,7 @@ impl fmt::Debug for StoredSession {
             .field("session_id", &self.session_id)
             .field("user", &self.user)
             .field("refreshes", &self.refreshes)
+            .field("dpop_key", &self.dpop_key)
             .finish()
     }
 }
@@ -82,7 +87,14 @@ impl StoredSession {
             session_id: pair.session_id,
             user: pair.user,
             refreshes,
+            dpop_key: None,
         }
+    }
+
+    /// The same session, bound to DPoP key `key` (or to none).
+    pub fn with_dpop_key(mut self, key: Option<String>) -> Self {
+        self.dpop_key = key;
+        self
     }
 
     /// Reads stored contents; `Err` means: remove them.

@@ -1,6 +1,6 @@
 //! `/api/auth/*`: register, login, logout, logout-all.
 
-use baton_shared::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User, UserEnvelope};
+use baton_shared::{LoginRequest, RefreshRequest, RegisterRequest, User, UserEnvelope};
 
 use crate::{call_no_content, call_public, json_body, runtime, ClientError, Method};
 
@@ -10,13 +10,10 @@ pub async fn register(request: &RegisterRequest) -> Result<User, ClientError> {
     Ok(answer.json::<UserEnvelope>()?.user)
 }
 
-/// `POST /api/auth/login`: on success the session is stored and shared with every tab.
+/// `POST /api/auth/login`: with a proof by a new DPoP key of this browser, which the
+/// session is bound to; on success the session is stored and shared with every tab.
 pub async fn login(request: &LoginRequest) -> Result<User, ClientError> {
-    let answer = call_public(Method::Post, "/api/auth/login", json_body(request)).await?;
-    let pair: TokenPair = answer.json()?;
-    let user = pair.user.clone();
-    runtime::start_session(pair);
-    Ok(user)
+    runtime::log_in(json_body(request)).await
 }
 
 /// Logs out: forgets the session in every tab at once, then ends it on the server.

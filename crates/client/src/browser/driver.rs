@@ -119,12 +119,22 @@ async fn run(ticket: Ticket, io: Io) -> Event {
             }
         }
         Io::Send(refresh_token) => {
+            // The DPoP key of the session this token belongs to.
+            let key = [stored(), session()]
+                .into_iter()
+                .flatten()
+                .find(|s| s.refresh_token == refresh_token)
+                .and_then(|s| s.dpop_key);
+            let auth = match &key {
+                Some(key) => http::Auth::Dpop { key, token: None },
+                None => http::Auth::None,
+            };
             let body = json_body(&RefreshRequest { refresh_token });
             let answer = http::send(
                 Method::Post,
                 &config.url("/api/auth/refresh"),
                 body.as_deref(),
-                None,
+                auth,
                 config.request_timeout_ms,
             )
             .await;

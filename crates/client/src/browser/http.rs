@@ -1,5 +1,8 @@
-//! One HTTP exchange with a timeout. No authentication logic here: the refresh call
-//! uses this directly, so it can never be intercepted by the 401 handling.
+//! One HTTP exchange with a timeout, with its DPoP proof when the session has a key. No
+//! token logic here: the refresh call uses this directly, so it can never be
+//! intercepted by the 401 handling. What is here is the nonce dance of RFC 9449
+//! section 8: every answer's `DPoP-Nonce` is kept, and an answer `use_dpop_nonce`
+//! with a new one is sent once more, with a new proof.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -7,8 +10,24 @@ use std::pin::{pin, Pin};
 use futures::future::{select, Either};
 use gloo_net::http::RequestBuilder;
 
-use crate::error::{parse_retry_after, ClientError};
+use super::dpop;
+use crate::error::{error_from_answer, parse_retry_after, ClientError};
 use crate::{Answer, Method};
+use baton_shared::ErrorCode;
+
+/// How a request proves who sends it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    None,
+    /// A Bearer session's access token.
+    Bearer(&'a str),
+    /// A proof by DPoP key `key`: with the access token of a bound session on a call
+    /// (`Authorization: DPoP`), without one at login and refresh.
+    Dpop {
+        key: &'a str,
+        token: Option<&'a str>,
+    },
+}
 
 /// Boxed: the calls and the refresh all send through it, and one copy of this future's
 /// code is enough.
@@ -16,17 +35,33 @@ pub(crate) fn send<'a>(
     method: Method,
     url: &'a str,
     body: Option<&'a str>,
-    bearer: Option<&'a str>,
+    auth: Auth<'a>,
     timeout_ms: u32,
 ) -> Pin<Box<dyn Future<Output = Result<Answer, ClientError>> + 'a>> {
-    Box::pin(timed(method, url, body, bearer, timeout_ms))
+    Box::pin(async move {
+        if matches!(auth, Auth::Dpop { .. }) && dpop::nonce_stale() {
+            // Any answer carries a nonce: the cheapest call fetches one, so that the
+            // proof need not be refused for want of it. Its failure changes nothing.
+            let health = super::config().url("/api/health");
+            let _ = timed(Method::Get, &health, None, Auth::None, timeout_ms).await;
+        }
+        let answer = timed(method, url, body, auth, timeout_ms).await?;
+        // The answer carried the nonce to use (kept by `timed`): once more, no more.
+        let retry = matches!(auth, Auth::Dpop { .. })
+            && matches!(answer.status, 400 | 401)
+            && error_from_answer(answer.status, &answer.body).code == ErrorCode::UseDpopNonce;
+        if retry {
+            return timed(method, url, body, auth, timeout_ms).await;
+        }
+        Ok(answer)
+    })
 }
 
 async fn timed(
     method: Method,
     url: &str,
     body: Option<&str>,
-    bearer: Option<&str>,
+    auth: Auth<'_>,
     timeout_ms: u32,
 ) -> Result<Answer, ClientError> {
     let controller = web_sys::AbortController::new().ok();
@@ -38,11 +73,22 @@ async fn timed(
         Method::Delete => gloo_net::http::Method::DELETE,
     };
     let mut builder = RequestBuilder::new(url)
-        .method(method)
+        .method(method.clone())
         .header("Accept", "application/json")
         .abort_signal(signal.as_ref());
-    if let Some(token) = bearer {
-        builder = builder.header("Authorization", &format!("Bearer {token}"));
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(token) => {
+            builder = builder.header("Authorization", &format!("Bearer {token}"));
+        }
+        Auth::Dpop { key, token } => {
+            if let Some(proof) = dpop::proof(key, method.as_str(), url, token).await {
+                builder = builder.header("DPoP", &proof);
+            }
+            if let Some(token) = token {
+                builder = builder.header("Authorization", &format!("DPoP {token}"));
+            }
+        }
     }
     let request = match body {
         Some(body) => builder
@@ -59,6 +105,7 @@ async fn timed(
             .map_err(|e| ClientError::Network(e.to_string()))?;
         let status = response.status();
         let retry_after_ms = parse_retry_after(response.headers().get("retry-after").as_deref());
+        dpop::saw_nonce(response.headers().get("dpop-nonce"));
         let body = response
             .text()
             .await

@@ -206,7 +206,8 @@ impl<W, L> Machine<W, L> {
                 }
             },
             (Phase::Marking { lock, stored, pair }, Event::Marked { .. }) => {
-                let fresh = StoredSession::from_pair(pair, ctx.now_ms, stored.refreshes + 1);
+                let fresh = StoredSession::from_pair(pair, ctx.now_ms, stored.refreshes + 1)
+                    .with_dpop_key(stored.dpop_key.clone());
                 let effects = vec![Effect::Store(fresh), Effect::Unlock(lock)];
                 done(flight, effects, Ok(()))
             }
