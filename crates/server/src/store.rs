@@ -40,6 +40,7 @@ macro_rules! db_now {
 pub mod changes;
 pub mod dpop;
 pub mod keys;
+mod migrations;
 pub mod notes;
 pub mod pool;
 pub mod rotation;
@@ -162,11 +163,15 @@ impl Db {
 
     async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite")
+            Db::Sqlite { writer, .. } => migrations::SQLITE
+                .migrator()
+                .await?
                 .run(writer)
                 .await
                 .context("database migration failed")?,
-            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres")
+            Db::Postgres(pool) => migrations::POSTGRES
+                .migrator()
+                .await?
                 .run(pool)
                 .await
                 .context("database migration failed")?,

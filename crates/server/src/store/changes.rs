@@ -2,6 +2,7 @@
 //! 0004 and read by [`crate::feed`]. Nothing here writes a change; the statements that
 //! make the changes do, through their triggers.
 
+use super::pool::row;
 use uuid::Uuid;
 
 use super::Db;
@@ -18,11 +19,12 @@ pub enum Change {
     Other,
 }
 
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    seq: i64,
-    kind: String,
-    subject: Option<Uuid>,
+row! {
+    struct ChangeRow {
+        seq: i64,
+        kind: String,
+        subject: Option<Uuid>,
+    }
 }
 
 impl ChangeRow {

@@ -1,19 +1,22 @@
 //! The `signing_keys` table: EdDSA keys shared by every instance; and
 //! `retired_secrets`: when each HS256 secret was replaced, and whether it was revoked.
 
+use super::pool::row;
 use super::{Arg, Db};
 use crate::error::Result;
 
-/// A stored key. `sealed_key` is the PKCS#8 private key sealed with the master key.
-#[derive(Clone, sqlx::FromRow)]
-pub struct KeyRow {
-    pub kid: String,
-    pub alg: String,
-    pub sealed_key: Vec<u8>,
-    pub public_key: Vec<u8>,
-    pub created_at: i64,
-    pub activates_at: i64,
-    pub revoked_at: Option<i64>,
+row! {
+    /// A stored key. `sealed_key` is the PKCS#8 private key sealed with the master key.
+    #[derive(Clone)]
+    pub struct KeyRow {
+        pub kid: String,
+        pub alg: String,
+        pub sealed_key: Vec<u8>,
+        pub public_key: Vec<u8>,
+        pub created_at: i64,
+        pub activates_at: i64,
+        pub revoked_at: Option<i64>,
+    }
 }
 
 impl std::fmt::Debug for KeyRow {
@@ -125,12 +128,14 @@ pub async fn revoke(db: &Db, kid: &str, now: i64, replacement: &KeyRow) -> Resul
     })
 }
 
-/// A stored `retired_secrets` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RetiredRow {
-    pub kid: String,
-    pub replaced_at: i64,
-    pub revoked_at: Option<i64>,
+row! {
+    /// A stored `retired_secrets` row.
+    #[derive(Debug, Clone)]
+    pub struct RetiredRow {
+        pub kid: String,
+        pub replaced_at: i64,
+        pub revoked_at: Option<i64>,
+    }
 }
 
 /// Every retired HS256 secret.

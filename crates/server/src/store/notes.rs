@@ -1,6 +1,7 @@
 //! The `notes` table. Every query is scoped to the owner: another user's note is
 //! indistinguishable from a missing one.
 
+use super::pool::row;
 use baton_shared::{Note, ValidNote};
 use uuid::Uuid;
 
@@ -8,13 +9,14 @@ use super::Db;
 use crate::clock::{now_ms, to_datetime};
 use crate::error::Result;
 
-#[derive(sqlx::FromRow)]
-struct NoteRow {
-    id: Uuid,
-    title: String,
-    body: String,
-    created_at: i64,
-    updated_at: i64,
+row! {
+    struct NoteRow {
+        id: Uuid,
+        title: String,
+        body: String,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
 impl From<NoteRow> for Note {

@@ -66,12 +66,37 @@ impl<'a> From<&'a [u8]> for Arg<'a> {
     }
 }
 
-/// A row type both backends can decode: every `#[derive(sqlx::FromRow)]` struct and
+/// A row type both backends can decode: every struct declared with [`row!`] and every
 /// tuple of column types (`(i64,)` for a single value).
 pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 
 impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
 {}
+
+/// Declares a struct whose fields are a query's columns, by name, and its decoding from
+/// a row of either backend. It does what `#[derive(sqlx::FromRow)]` would; sqlx's derive
+/// lives in its proc-macro crate, which would compile a second copy of sqlx for the
+/// host (see `build.rs`).
+macro_rules! row {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident {
+        $($(#[$field_meta:meta])* $field_vis:vis $field:ident: $ty:ty),* $(,)?
+    }) => {
+        $(#[$meta])* $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty),*
+        }
+        $crate::store::pool::row!(@decode $name sqlx::sqlite::SqliteRow, $($field),*);
+        $crate::store::pool::row!(@decode $name sqlx::postgres::PgRow, $($field),*);
+    };
+    (@decode $name:ident $row:ty, $($field:ident),*) => {
+        impl<'r> sqlx::FromRow<'r, $row> for $name {
+            fn from_row(row: &'r $row) -> sqlx::Result<Self> {
+                use sqlx::Row as _;
+                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub(crate) use row;
 
 /// The pool a statement runs on: SQLite's writer or readers, or PostgreSQL's pool.
 #[derive(Debug, Clone, Copy)]

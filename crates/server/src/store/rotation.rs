@@ -52,6 +52,7 @@
 //! compare-and-swap. PostgreSQL has no trigger: its statement updates the session row
 //! itself, and the row lock of that `UPDATE` is the compare-and-swap.
 
+use super::pool::row;
 use uuid::Uuid;
 
 use super::sessions::{Issued, Lifetimes};
@@ -206,17 +207,18 @@ fn judge(
     })
 }
 
-/// A successful [`advance`]: the session, when (the database's now), the successor's
-/// expiry and the user.
-#[derive(sqlx::FromRow)]
-struct Advanced {
-    session_id: Uuid,
-    created_at: i64,
-    expires_at: i64,
-    user_id: Uuid,
-    username: String,
-    user_created_at: i64,
-    dpop_jkt: Option<String>,
+row! {
+    /// A successful [`advance`]: the session, when (the database's now), the successor's
+    /// expiry and the user.
+    struct Advanced {
+        session_id: Uuid,
+        created_at: i64,
+        expires_at: i64,
+        user_id: Uuid,
+        username: String,
+        user_created_at: i64,
+        dpop_jkt: Option<String>,
+    }
 }
 
 impl Advanced {
@@ -301,27 +303,28 @@ async fn advance(
     Ok(db.write().fetch_optional(sql, &args).await?)
 }
 
-/// A stored refresh token with the state of its session and user, a token of the
-/// session's current generation, and the database's now.
-#[derive(sqlx::FromRow)]
-struct Found {
-    session_id: Uuid,
-    token_generation: i64,
-    token_expires_at: i64,
-    session_generation: i64,
-    session_expires_at: i64,
-    /// When the session last rotated to a new generation.
-    rotated_at: Option<i64>,
-    revoked_at: Option<i64>,
-    /// The user's password changed after the session was created.
-    credentials_changed: bool,
-    user_id: Uuid,
-    username: String,
-    user_created_at: i64,
-    current_hash: Option<Vec<u8>>,
-    current_expires_at: Option<i64>,
-    dpop_jkt: Option<String>,
-    now: i64,
+row! {
+    /// A stored refresh token with the state of its session and user, a token of the
+    /// session's current generation, and the database's now.
+    struct Found {
+        session_id: Uuid,
+        token_generation: i64,
+        token_expires_at: i64,
+        session_generation: i64,
+        session_expires_at: i64,
+        /// When the session last rotated to a new generation.
+        rotated_at: Option<i64>,
+        revoked_at: Option<i64>,
+        /// The user's password changed after the session was created.
+        credentials_changed: bool,
+        user_id: Uuid,
+        username: String,
+        user_created_at: i64,
+        current_hash: Option<Vec<u8>>,
+        current_expires_at: Option<i64>,
+        dpop_jkt: Option<String>,
+        now: i64,
+    }
 }
 
 impl Found {

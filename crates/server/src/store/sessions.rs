@@ -2,6 +2,7 @@
 //! them. Rotation, the exchange of a refresh token for its successor, is
 //! [`super::rotation`].
 
+use super::pool::row;
 use baton_shared::{Session, User};
 use uuid::Uuid;
 
@@ -229,14 +230,15 @@ pub(super) fn ending<'a>(
     (sql, args)
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: Uuid,
-    device_name: Option<String>,
-    user_agent: Option<String>,
-    created_at: i64,
-    last_used_at: i64,
-    expires_at: i64,
+row! {
+    struct SessionRow {
+        id: Uuid,
+        device_name: Option<String>,
+        user_agent: Option<String>,
+        created_at: i64,
+        last_used_at: i64,
+        expires_at: i64,
+    }
 }
 
 /// Live sessions of a user (not revoked, not past their absolute or idle limit),

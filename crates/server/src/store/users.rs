@@ -1,5 +1,6 @@
 //! The `users` table.
 
+use super::pool::row;
 use baton_shared::{User, Username};
 use uuid::Uuid;
 
@@ -8,11 +9,12 @@ use super::{Arg, Db};
 use crate::clock::{now_ms, to_datetime};
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    username: String,
-    created_at: i64,
+row! {
+    struct UserRow {
+        id: Uuid,
+        username: String,
+        created_at: i64,
+    }
 }
 
 /// A user from their stored columns (`created_at` in Unix milliseconds).
@@ -48,13 +50,14 @@ impl std::fmt::Debug for UserCredentials {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct CredentialsRow {
-    id: Uuid,
-    username: String,
-    created_at: i64,
-    password_hash: String,
-    credential_version: i64,
+row! {
+    struct CredentialsRow {
+        id: Uuid,
+        username: String,
+        created_at: i64,
+        password_hash: String,
+        credential_version: i64,
+    }
 }
 
 #[tracing::instrument(skip(db, password_hash))]
