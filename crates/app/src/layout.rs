@@ -75,6 +75,11 @@ fn ConnectionNotice() -> impl IntoView {
         Connection::Reconnecting { cooling_down, .. } => Some(cooling_down),
     };
     view! {
+        {move || state.memory_only.get().then(|| view! {
+            <p class="connection-notice" role="status" data-testid="storage-notice">
+                "This browser does not let Baton store your login: you stay logged in in this tab only."
+            </p>
+        })}
         <div class="connection-notice" role="status" aria-live="polite" data-testid="connection-status">
             {move || reconnecting().map(|cooling_down| view! {
                 <span class="reconnecting">

@@ -40,6 +40,8 @@ pub enum Gate {
 pub struct AppState {
     pub auth: RwSignal<Auth>,
     pub connection: RwSignal<Connection>,
+    /// The session lives in this tab only (the browser refuses to store it).
+    pub memory_only: RwSignal<bool>,
     /// True once the client runs (after hydration); forms are disabled until then.
     pub hydrated: RwSignal<bool>,
     /// A message for the next page (e.g. why the user is on the login page).
@@ -58,6 +60,7 @@ impl AppState {
         Self {
             auth,
             connection: RwSignal::new(Connection::Online),
+            memory_only: RwSignal::new(false),
             hydrated: RwSignal::new(false),
             flash: RwSignal::new(None),
             gate,
@@ -84,6 +87,7 @@ impl AppState {
             None => Auth::LoggedOut,
         });
         self.connection.set(snapshot.connection);
+        self.memory_only.set(snapshot.memory_only);
     }
 }
 

@@ -34,6 +34,9 @@ struct Runtime {
     config: RefCell<Config>,
     started: Cell<bool>,
     session: RefCell<Option<StoredSession>>,
+    /// `localStorage` is unusable (it threw at the probe or refused a write): the
+    /// session in memory is the only copy, and the refresh reads it instead.
+    memory_only: Cell<bool>,
     connection: Cell<Option<Connection>>,
     listeners: RefCell<Listeners>,
     end_handler: RefCell<Option<EndHandler>>,
@@ -80,7 +83,11 @@ pub(crate) fn init(config: Config) {
         events::listen();
     }
     let key = self::config().storage_key;
-    set_session(storage::load_session(&key), Persist::No);
+    if !storage::probe(&key) {
+        web_sys::console::warn_1(&"baton-client: no usable localStorage".into());
+        with(|rt| rt.memory_only.set(true));
+    }
+    set_session(stored_session(), Persist::No);
 }
 
 fn ensure_started() {
@@ -94,6 +101,7 @@ pub(crate) fn snapshot() -> Snapshot {
     with(|rt| Snapshot {
         session: rt.session.borrow().as_ref().map(SessionInfo::from),
         connection: rt.connection.get().unwrap_or(Connection::Online),
+        memory_only: rt.memory_only.get(),
     })
 }
 
@@ -119,6 +127,15 @@ fn session() -> Option<StoredSession> {
     with(|rt| rt.session.borrow().clone())
 }
 
+/// The session as every tab shares it: in `localStorage`, or, where that is unusable,
+/// this tab's memory (never "nothing", which would read as a logout elsewhere).
+fn stored_session() -> Option<StoredSession> {
+    if with(|rt| rt.memory_only.get()) {
+        return session();
+    }
+    storage::load_session(&config().storage_key)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Persist {
     /// Also write (or remove) it in `localStorage`.
@@ -132,7 +149,16 @@ fn set_session(session: Option<StoredSession>, persist: Persist) {
     let key = config().storage_key;
     if persist == Persist::Yes {
         match &session {
-            Some(s) => storage::save_session(&key, s),
+            // A refused write must not leave the spent refresh token stored for any
+            // tab to present: it goes, and this tab keeps the session in memory.
+            Some(s) if !storage::save_session(&key, s) => {
+                storage::remove(&key);
+                if !storage::save_session(&key, s) {
+                    storage::remove(&key);
+                    with(|rt| rt.memory_only.set(true));
+                }
+            }
+            Some(_) => {}
             None => storage::remove(&key),
         }
     }
@@ -184,7 +210,7 @@ fn current_path() -> Option<String> {
 fn end_session(reason: EndReason, session_id: Uuid) {
     let config = config();
     mark_ended(session_id);
-    let stored = storage::load_session(&config.storage_key);
+    let stored = stored_session();
     let was_ours = with(|rt| {
         rt.session
             .borrow()
@@ -284,6 +310,14 @@ pub(crate) async fn log_in(body: Option<String>) -> Result<User, ClientError> {
     };
     let (pair, key) = pair?;
     let user = pair.user.clone();
+    // Whoever was logged in in this browser is logged out on the server, and every tab
+    // moves to the new session when it is stored (overwritten, not removed first, so no
+    // tab passes through "logged out"). A refresh of the old session still in flight
+    // then finds another session stored and stores nothing.
+    let previous = forget_sessions();
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = log_out_on_server(previous).await;
+    });
     start_session(pair, key);
     Ok(user)
 }
@@ -300,8 +334,7 @@ pub(crate) async fn send_authed(
     let config = config();
     let mut session = session().ok_or(ClientError::NotLoggedIn)?;
     if !session.access_usable(now_ms()) {
-        driver::refresh_after(&session.access_token).await?;
-        session = self::session().ok_or(ClientError::SessionEnded)?;
+        session = renewed(session).await?;
     }
     let mut retried = false;
     loop {
@@ -327,8 +360,7 @@ pub(crate) async fn send_authed(
         match classify_api_answer(answer.status, Some(error.code)) {
             ApiVerdict::RefreshAndRetry if !retried => {
                 retried = true;
-                driver::refresh_after(&session.access_token).await?;
-                session = self::session().ok_or(ClientError::SessionEnded)?;
+                session = renewed(session).await?;
             }
             ApiVerdict::EndSession(code) => {
                 end_session(EndReason::Refused(code), session.session_id);
@@ -344,6 +376,16 @@ pub(crate) async fn send_authed(
     }
 }
 
+/// `stale` refreshed (or as another tab or caller refreshed it). Only the same session
+/// will do: if another user logged in meanwhile, the call fails rather than being sent
+/// under their identity.
+async fn renewed(stale: StoredSession) -> Result<StoredSession, ClientError> {
+    driver::refresh_after(&stale.access_token).await?;
+    session()
+        .filter(|s| s.session_id == stale.session_id)
+        .ok_or(ClientError::SessionEnded)
+}
+
 /// Stores the tokens of a successful login, bound to DPoP key `key` if it is.
 fn start_session(pair: TokenPair, key: Option<String>) {
     let session = StoredSession::from_pair(pair, now_ms(), 0).with_dpop_key(key);
@@ -351,25 +393,49 @@ fn start_session(pair: TokenPair, key: Option<String>) {
     set_connection(Connection::Online);
 }
 
-/// Forgets the session in this tab (and, through `localStorage`, every tab), and
-/// gives back its refresh token for the server-side logout.
-pub(crate) async fn take_session() -> Option<String> {
+/// Forgets the session in this tab and in storage (so, through the `storage` event, in
+/// every tab) before anything is awaited: a logout never waits for the refresh lock or
+/// a hung refresh (whose answer then finds nothing stored and is dropped). Gives back
+/// the refresh token of each session forgotten, for the server-side logout, which finds
+/// a session from any token of its chain, so a token rotated meanwhile is no matter.
+pub(crate) fn take_session() -> Vec<String> {
     ensure_started();
-    let config = config();
-    // Under the refresh lock, so that no tab is halfway through rotating the token.
-    let stored = lock::exclusive(&config.lock_name(), async {
-        let stored = storage::load_session(&config.storage_key);
-        storage::remove(&config.storage_key);
-        stored
-    })
-    .await;
-    if let Some(s) = &stored {
-        mark_ended(s.session_id);
-        if let Some(key) = s.dpop_key.clone() {
-            dpop::delete(key);
-        }
-    }
+    let tokens = forget_sessions();
+    storage::remove(&config().storage_key);
     set_session(None, Persist::No);
     set_connection(Connection::Online);
-    stored.map(|s| s.refresh_token)
+    // A refresh backing off ends now, and its callers with it.
+    driver::retry_now();
+    tokens
+}
+
+/// Marks the sessions stored and held here ended and deletes their DPoP keys; their
+/// refresh tokens, for the server-side logout.
+fn forget_sessions() -> Vec<String> {
+    let mut tokens = Vec::new();
+    for s in [stored_session(), session()].into_iter().flatten() {
+        if !is_ended(s.session_id) {
+            mark_ended(s.session_id);
+            if let Some(key) = s.dpop_key {
+                dpop::delete(key);
+            }
+            tokens.push(s.refresh_token);
+        }
+    }
+    tokens
+}
+
+/// `POST /api/auth/logout` for each token, as `fetch` with `keepalive`: sent to the end
+/// even if the page closes right after.
+pub(crate) async fn log_out_on_server(tokens: Vec<String>) -> Result<(), ClientError> {
+    let url = config().url("/api/auth/logout");
+    let mut result = Ok(());
+    for refresh_token in tokens {
+        let body = crate::json_body(&baton_shared::RefreshRequest { refresh_token });
+        let status = http::keepalive_post(&url, body.as_deref().unwrap_or_default()).await;
+        if !(200..300).contains(&status) {
+            result = Err(ClientError::Network(format!("logout answered {status}")));
+        }
+    }
+    result
 }

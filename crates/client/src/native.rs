@@ -51,6 +51,10 @@ pub(crate) async fn log_in(_body: Option<String>) -> Result<User, ClientError> {
     Err(ClientError::Unsupported)
 }
 
-pub(crate) async fn take_session() -> Option<String> {
-    None
+pub(crate) fn take_session() -> Vec<String> {
+    Vec::new()
+}
+
+pub(crate) async fn log_out_on_server(_tokens: Vec<String>) -> Result<(), ClientError> {
+    Err(ClientError::Unsupported)
 }

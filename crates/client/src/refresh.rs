@@ -26,20 +26,30 @@
 //! | `CatchingUp` | a read of storage | `Polled`, nothing stored | `Idle` | *gone* |
 //! | `CatchingUp` | | `Polled`, another token, or [`CATCH_UP_MS`] passed | *decide* | |
 //! | `CatchingUp` | | `Polled`, still the spent token | `CatchingUp` | `Poll` |
+//! | *decide* | | another session stored (another user logged in) | `Idle` | `Adopt`, `Unlock`, *done* `SessionEnded` |
 //! | *decide* | | stored token not the flight's, access usable | `Idle` | `Adopt`, `Unlock`, *done* `Ok` |
 //! | *decide* | | otherwise | `Requesting` | `Send` the stored refresh token |
-//! | `Requesting` | the server | `Answered`, tokens, a session still stored | `Marking` | `Mark` the presented token spent |
-//! | `Requesting` | | `Answered`, tokens, nothing stored (logged out meanwhile) | `Idle` | *gone* |
+//! | `Requesting` | the server | `Answered`, tokens, storage still holds the presented token | `Marking` | `Mark` the presented token spent |
+//! | `Requesting` | | `Answered`, tokens, storage holds something else | *moved on* | |
 //! | `Requesting` | | `Answered`, refused | `Idle` | `Unlock`, `End`, *done* `SessionEnded` |
 //! | `Requesting` | | `Answered`, failed (network, 429, 5xx) | `BackingOff` | `Unlock`, `Connection(Reconnecting)`, `Sleep` |
-//! | `Marking` | the spent mark | `Marked` | `Idle` | `Store` the new tokens, `Unlock`, *done* `Ok` |
+//! | `Marking` | the spent mark | `Marked`, storage still holds the presented token | `Idle` | `Store` the new tokens, `Unlock`, *done* `Ok` |
+//! | `Marking` | | `Marked`, storage holds something else | *moved on* | |
+//! | *moved on* | | nothing stored (logged out meanwhile) | `Idle` | *gone* |
+//! | *moved on* | | otherwise | *decide* | |
 //! | `BackingOff` | a timer | `Slept`, or `Wake` | `Locking` | `Lock` |
 //! | not `BackingOff` | | `Wake` | same | |
+//! | any | | `Late`, tokens, storage still holds the token it was asked with | as `Wake` | `Store` the new tokens first |
+//! | any | | `Late`, otherwise | same | |
 //!
 //! *gone* is `Unlock`, `EndHeld` (the user logged out in another tab), *done*
 //! `SessionEnded`; *done* is `Connection(Online)` and `Settle`: every caller of the
 //! flight is told the outcome. Whatever this tab writes to storage (`Store`) comes before
 //! `Unlock`, so the next tab to hold the lock can find it.
+//!
+//! Every commit is a compare-and-set: new tokens are stored only while storage still
+//! holds the token they were asked with (so neither a logout nor another user's login
+//! meanwhile is overwritten), and a flight never ends `Ok` on another session's tokens.
 //!
 //! # Handing tokens from one tab to the next
 //!
@@ -163,6 +173,14 @@ pub enum Event<W, L> {
     },
     Marked {
         ticket: Ticket,
+        stored: Option<StoredSession>,
+    },
+    /// The answer to a refresh request given up on (its timeout passed) came after
+    /// all: `presented` is the refresh token it was asked with.
+    Late {
+        presented: String,
+        reply: Reply,
+        stored: Option<StoredSession>,
     },
     Slept {
         ticket: Ticket,
@@ -175,12 +193,12 @@ pub enum Event<W, L> {
 impl<W, L> Event<W, L> {
     fn ticket(&self) -> Option<Ticket> {
         match self {
-            Event::Need { .. } | Event::Wake => None,
+            Event::Need { .. } | Event::Wake | Event::Late { .. } => None,
             Event::Locked { ticket, .. }
             | Event::Checked { ticket, .. }
             | Event::Polled { ticket, .. }
             | Event::Answered { ticket, .. }
-            | Event::Marked { ticket }
+            | Event::Marked { ticket, .. }
             | Event::Slept { ticket } => Some(*ticket),
         }
     }

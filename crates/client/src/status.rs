@@ -53,6 +53,9 @@ pub enum Connection {
 pub struct Snapshot {
     pub session: Option<SessionInfo>,
     pub connection: Connection,
+    /// The browser refuses to store the session (site data blocked, storage full): it
+    /// lives in this tab's memory only, and other tabs or a reload do not share it.
+    pub memory_only: bool,
 }
 
 impl Default for Snapshot {
@@ -60,6 +63,7 @@ impl Default for Snapshot {
         Self {
             session: None,
             connection: Connection::Online,
+            memory_only: false,
         }
     }
 }

@@ -151,10 +151,13 @@ impl StoredSession {
 
     /// How long from `now_ms` the proactive refresh timer waits: until the refresh is
     /// due, less up to a quarter of the lead (at most 2 s) picked by `jitter` (in
-    /// `[0, 1)`), which spreads tabs so they rarely contend for the lock.
+    /// `[0, 1)`), which spreads tabs so they rarely contend for the lock; never sooner
+    /// than [`timing::MIN_REFRESH_GAP_MS`] after the tokens came, so that no lifetime (a
+    /// server with `BATON_ACCESS_TTL=0`) makes a tab refresh in a loop.
     pub fn proactive_refresh_in(&self, now_ms: i64, jitter: f64) -> u32 {
         let spread = (timing::lead_ms(self.access_lifetime_ms()) / 4).min(2_000) as f64;
-        let due = self.refresh_due_at() - (jitter * spread) as i64;
+        let due = (self.refresh_due_at() - (jitter * spread) as i64)
+            .max(self.access_received_at + timing::MIN_REFRESH_GAP_MS);
         (due - now_ms).clamp(0, i32::MAX as i64) as u32
     }
 
@@ -287,5 +290,11 @@ mod tests {
         assert_eq!(s.proactive_refresh_in(NOW + 100_000, 0.999), 738_002);
         // Overdue: at once.
         assert_eq!(s.proactive_refresh_in(NOW + 900_000, 0.5), 0);
+        // A token of no lifetime still waits the floor: no refresh loop.
+        let mut instant = pair();
+        instant.expires_in = 0;
+        let s = StoredSession::from_pair(instant, NOW, 0);
+        assert_eq!(s.proactive_refresh_in(NOW, 0.5), 1_000);
+        assert_eq!(s.proactive_refresh_in(NOW + 1_000, 0.5), 0);
     }
 }

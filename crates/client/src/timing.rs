@@ -4,6 +4,9 @@
 /// The longest a proactive refresh runs ahead of expiry.
 pub const MAX_LEAD_MS: i64 = 60_000;
 
+/// The proactive refresh waits at least this long after the tokens came.
+pub const MIN_REFRESH_GAP_MS: i64 = 1_000;
+
 /// How long before an access token expires it is proactively refreshed: 60 s, or a
 /// quarter of its lifetime for short-lived tokens (a 4 s token refreshes 1 s ahead).
 pub fn lead_ms(lifetime_ms: i64) -> i64 {

@@ -1,6 +1,6 @@
 //! `/api/auth/*`: register, login, logout, logout-all.
 
-use baton_shared::{LoginRequest, RefreshRequest, RegisterRequest, User, UserEnvelope};
+use baton_shared::{LoginRequest, RegisterRequest, User, UserEnvelope};
 
 use crate::{call_no_content, call_public, json_body, runtime, ClientError, Method};
 
@@ -16,25 +16,16 @@ pub async fn login(request: &LoginRequest) -> Result<User, ClientError> {
     runtime::log_in(json_body(request)).await
 }
 
-/// Logs out: forgets the session in every tab at once, then ends it on the server.
-/// The local logout happens even if the server cannot be reached (the error is still
-/// returned, for the app to mention).
+/// Logs out: forgets the session in every tab at once, then ends it on the server with
+/// a request that survives the page closing. The local logout happens even if the
+/// server cannot be reached (the error is still returned, for the app to mention).
 pub async fn logout() -> Result<(), ClientError> {
-    let Some(refresh_token) = runtime::take_session().await else {
-        return Ok(());
-    };
-    call_public(
-        Method::Post,
-        "/api/auth/logout",
-        json_body(&RefreshRequest { refresh_token }),
-    )
-    .await
-    .map(drop)
+    runtime::log_out_on_server(runtime::take_session()).await
 }
 
 /// `POST /api/auth/logout-all`: ends every session of the user, then this one locally.
 pub async fn logout_all() -> Result<(), ClientError> {
     call_no_content(Method::Post, "/api/auth/logout-all", None).await?;
-    runtime::take_session().await;
+    runtime::take_session();
     Ok(())
 }

@@ -5,20 +5,20 @@
 
 use baton_shared::RefreshRequest;
 use futures::channel::oneshot;
+use futures::future::{select, Either, LocalBoxFuture};
 use gloo_timers::callback::Timeout;
 use gloo_timers::future::TimeoutFuture;
 
 use super::{
-    config, end_session, http, lock, now_ms, session, set_connection, set_session, storage, with,
-    Persist,
+    config, end_session, http, lock, now_ms, session, set_connection, set_session, stored_session,
+    with, Persist,
 };
 use crate::error::ClientError;
 use crate::refresh::{
     self, spent_mark, Ctx, Io, Outcome, Reply, Ticket, CATCH_UP_POLL_MS, SPENT_MARK_MS,
 };
 use crate::status::EndReason;
-use crate::stored::StoredSession;
-use crate::{json_body, Method};
+use crate::{json_body, Answer, Method};
 
 type Waiter = oneshot::Sender<Outcome>;
 pub(super) type Machine = refresh::Machine<Waiter, lock::Held>;
@@ -34,7 +34,12 @@ pub(crate) async fn refresh_after(stale_access: &str) -> Outcome {
         held: session(),
         waiter,
     });
-    outcome.await.unwrap_or(Err(ClientError::SessionEnded))
+    // The caller stops waiting at the deadline; the refresh carries on for later calls.
+    let deadline = TimeoutFuture::new(config().call_deadline_ms);
+    match select(outcome, deadline).await {
+        Either::Left((outcome, _)) => outcome.unwrap_or(Err(ClientError::SessionEnded)),
+        Either::Right(_) => Err(ClientError::Network("no new tokens in time".into())),
+    }
 }
 
 /// Ends a backoff now.
@@ -54,10 +59,6 @@ fn dispatch(event: Event) {
     for effect in effects {
         perform(effect);
     }
-}
-
-fn stored() -> Option<StoredSession> {
-    storage::load_session(&config().storage_key)
 }
 
 fn perform(effect: Effect) {
@@ -90,6 +91,33 @@ fn perform(effect: Effect) {
     }
 }
 
+/// `POST /api/auth/refresh` with `refresh_token`, with a proof by its session's DPoP
+/// key. Owns what it needs, so it can outlive the wait for it.
+fn send_refresh(refresh_token: String) -> LocalBoxFuture<'static, Result<Answer, ClientError>> {
+    Box::pin(async move {
+        let config = config();
+        let key = [stored_session(), session()]
+            .into_iter()
+            .flatten()
+            .find(|s| s.refresh_token == refresh_token)
+            .and_then(|s| s.dpop_key);
+        let auth = match &key {
+            Some(key) => http::Auth::Dpop { key, token: None },
+            None => http::Auth::None,
+        };
+        let body = json_body(&RefreshRequest { refresh_token });
+        let url = config.url("/api/auth/refresh");
+        http::send(
+            Method::Post,
+            &url,
+            body.as_deref(),
+            auth,
+            config.request_timeout_ms,
+        )
+        .await
+    })
+}
+
 /// Carries out `io`; the event it ends in.
 async fn run(ticket: Ticket, io: Io) -> Event {
     let config = config();
@@ -100,7 +128,7 @@ async fn run(ticket: Ticket, io: Io) -> Event {
             Event::Locked {
                 ticket,
                 lock,
-                stored: stored(),
+                stored: stored_session(),
             }
         }
         Io::CheckMark(token) => {
@@ -108,45 +136,50 @@ async fn run(ticket: Ticket, io: Io) -> Event {
             Event::Checked {
                 ticket,
                 marked,
-                stored: stored(),
+                stored: stored_session(),
             }
         }
         Io::Poll => {
             TimeoutFuture::new(CATCH_UP_POLL_MS).await;
             Event::Polled {
                 ticket,
-                stored: stored(),
+                stored: stored_session(),
             }
         }
         Io::Send(refresh_token) => {
-            // The DPoP key of the session this token belongs to.
-            let key = [stored(), session()]
-                .into_iter()
-                .flatten()
-                .find(|s| s.refresh_token == refresh_token)
-                .and_then(|s| s.dpop_key);
-            let auth = match &key {
-                Some(key) => http::Auth::Dpop { key, token: None },
-                None => http::Auth::None,
+            let presented = refresh_token.clone();
+            let mut exchange = send_refresh(refresh_token);
+            let timeout = TimeoutFuture::new(config.refresh_timeout_ms);
+            let reply = match select(&mut exchange, timeout).await {
+                Either::Left((answer, _)) => Reply::read(answer),
+                // Given up on, so that a retry is still inside the server's grace window;
+                // the answer is still used if it comes (`Late`).
+                Either::Right(_) => {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let reply = Reply::read(exchange.await);
+                        dispatch(Event::Late {
+                            presented,
+                            reply,
+                            stored: stored_session(),
+                        });
+                    });
+                    Reply::Failed {
+                        retry_after_ms: None,
+                    }
+                }
             };
-            let body = json_body(&RefreshRequest { refresh_token });
-            let answer = http::send(
-                Method::Post,
-                &config.url("/api/auth/refresh"),
-                body.as_deref(),
-                auth,
-                config.request_timeout_ms,
-            )
-            .await;
             Event::Answered {
                 ticket,
-                reply: Reply::read(answer),
-                stored: stored(),
+                reply,
+                stored: stored_session(),
             }
         }
         Io::Mark(token) => {
             lock::hold_for(&spent_mark(&lock_name, &token), SPENT_MARK_MS).await;
-            Event::Marked { ticket }
+            Event::Marked {
+                ticket,
+                stored: stored_session(),
+            }
         }
         // Started in `perform`, as a timer it can cancel.
         Io::Sleep(_) => Event::Slept { ticket },

@@ -7,7 +7,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::driver::{refresh_after, retry_now};
-use super::{config, end_session, is_ended, now_ms, session, set_session, storage, with, Persist};
+use super::{
+    config, end_session, is_ended, now_ms, session, set_session, storage, stored_session, with,
+    Persist,
+};
 use crate::status::EndReason;
 
 /// Attaches the page-lifetime listeners (once per page).
@@ -26,6 +29,8 @@ pub(crate) fn listen() {
             on_visible.as_ref().unchecked_ref(),
         );
     }
+    let _ =
+        window.add_event_listener_with_callback("pageshow", on_visible.as_ref().unchecked_ref());
     on_visible.forget();
 
     let on_online = Closure::<dyn Fn()>::new(retry_now);
@@ -39,11 +44,20 @@ fn on_storage(event: web_sys::StorageEvent) {
     if event.key().is_some_and(|k| k != key) {
         return;
     }
-    match storage::load_session(&key) {
+    catch_up();
+}
+
+/// Takes on what storage holds: another tab's tokens, login or logout.
+fn catch_up() {
+    match stored_session() {
         // Another tab wrote a session this tab saw end (it finished a refresh just as
         // the user logged out here): it stays ended, for every tab.
-        Some(stored) if is_ended(stored.session_id) => storage::remove(&key),
-        Some(stored) => set_session(Some(stored), Persist::No),
+        Some(stored) if is_ended(stored.session_id) => storage::remove(&config().storage_key),
+        Some(stored) => {
+            set_session(Some(stored), Persist::No);
+            // Another tab's tokens (or login) end this tab's wait for its own refresh.
+            retry_now();
+        }
         None => {
             if let Some(s) = session() {
                 end_session(EndReason::SignedOutElsewhere, s.session_id);
@@ -62,12 +76,10 @@ fn on_visible() {
     if !visible() {
         return;
     }
-    // Back from sleep or from another tab: catch up with what other tabs stored, and
-    // refresh first if the token went stale meanwhile.
-    let key = config().storage_key;
-    if let Some(stored) = storage::load_session(&key) {
-        set_session(Some(stored), Persist::No);
-    }
+    // Back from sleep, another tab, a freeze or the back/forward cache, where `storage`
+    // events may have been missed: catch up with what other tabs stored (a logout or
+    // another user included), and refresh first if the token went stale meanwhile.
+    catch_up();
     retry_now();
     if session().is_some_and(|s| s.refresh_due(now_ms())) {
         wasm_bindgen_futures::spawn_local(refresh_now());

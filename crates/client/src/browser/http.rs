@@ -14,6 +14,28 @@ use super::dpop;
 use crate::error::{error_from_answer, parse_retry_after, ClientError};
 use crate::{Answer, Method};
 use baton_shared::ErrorCode;
+use wasm_bindgen::prelude::*;
+
+// gloo-net has no `keepalive`, and web-sys' `RequestInit` binding costs more than this.
+#[wasm_bindgen(inline_js = r#"
+export function keepalive_post(url, body) {
+  return fetch(url, {
+    method: "POST", keepalive: true, body,
+    headers: { "Content-Type": "application/json", "Accept": "application/json" },
+  }).then((r) => r.status, () => 0);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = keepalive_post)]
+    fn keepalive_promise(url: &str, body: &str) -> js_sys::Promise;
+}
+
+/// POSTs JSON `body` with `keepalive` (the browser finishes the request even when the
+/// page is gone, so no timeout of ours applies); the status, or 0 for no answer.
+pub(crate) async fn keepalive_post(url: &str, body: &str) -> u16 {
+    let status = wasm_bindgen_futures::JsFuture::from(keepalive_promise(url, body)).await;
+    status.ok().and_then(|s| s.as_f64()).unwrap_or(0.0) as u16
+}
 
 /// How a request proves who sends it.
 #[derive(Debug, Clone, Copy)]

@@ -59,8 +59,7 @@ impl Held {
     }
 }
 
-/// Waits for the exclusive lock `name`. Boxed: the refresh and the logout both wait for
-/// it, and one copy of this future's code is enough.
+/// Waits for the exclusive lock `name`.
 pub(crate) fn acquire(name: String) -> Pin<Box<dyn Future<Output = Held>>> {
     Box::pin(async move {
         if let Some(manager) = lock_manager() {
@@ -70,14 +69,6 @@ pub(crate) fn acquire(name: String) -> Pin<Box<dyn Future<Output = Held>>> {
         }
         Held::Lease(lease(&name).await)
     })
-}
-
-/// Runs `work` while holding the exclusive lock `name`.
-pub(crate) async fn exclusive<T>(name: &str, work: impl Future<Output = T>) -> T {
-    let held = acquire(name.to_owned()).await;
-    let out = work.await;
-    held.release();
-    out
 }
 
 /// Takes the Web Lock `name`, if no tab holds it, and keeps it for `hold_ms` (or until

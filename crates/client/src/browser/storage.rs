@@ -26,6 +26,14 @@ pub(crate) fn available() -> bool {
     local().is_some()
 }
 
+/// True if `localStorage` takes a write under `<key>.probe` and gives it back.
+pub(crate) fn probe(key: &str) -> bool {
+    let probe = format!("{key}.probe");
+    let ok = set(&probe, "1") && get(&probe).as_deref() == Some("1");
+    remove(&probe);
+    ok
+}
+
 /// The stored session, if there is a valid one. Anything else under the key (corrupt,
 /// another layout version) is removed.
 pub(crate) fn load_session(key: &str) -> Option<StoredSession> {
@@ -42,8 +50,11 @@ pub(crate) fn load_session(key: &str) -> Option<StoredSession> {
     }
 }
 
-pub(crate) fn save_session(key: &str, session: &StoredSession) {
-    if !set(key, &session.to_json()) {
+/// False if the browser refused the write.
+pub(crate) fn save_session(key: &str, session: &StoredSession) -> bool {
+    let saved = set(key, &session.to_json());
+    if !saved {
         web_sys::console::warn_1(&"baton-client: could not store the session".into());
     }
+    saved
 }

@@ -6,9 +6,12 @@ use crate::error::ClientError;
 use crate::status::{Connection, EndReason};
 use crate::stored::StoredSession;
 use baton_shared::TokenPair;
+use uuid::Uuid;
 
 /// One refresh, from the first caller to the outcome.
 struct Flight<W> {
+    /// The session the flight refreshes: its callers want nothing of another.
+    session_id: Uuid,
     /// The refresh token this tab held when the flight began: a stored session with
     /// another one was obtained by another tab meanwhile.
     known_refresh: String,
@@ -119,6 +122,14 @@ impl<W, L> Machine<W, L> {
         {
             return self.need(state, &stale_access, held, waiter, ctx);
         }
+        if let Event::Late {
+            presented,
+            reply,
+            stored,
+        } = event
+        {
+            return self.late(state, &presented, reply, stored, ctx);
+        }
         let State::Busy {
             mut flight,
             phase,
@@ -174,13 +185,13 @@ impl<W, L> Machine<W, L> {
                     reply, stored: now, ..
                 },
             ) => match reply {
-                Reply::Tokens(pair) if now.is_some() => {
+                Reply::Tokens(pair) if holds(&now, &stored) => {
                     let token = stored.refresh_token.clone();
                     let phase = Phase::Marking { lock, stored, pair };
                     let (state, t) = self.await_io(flight, phase);
                     (state, vec![Effect::Io(t, Io::Mark(token))])
                 }
-                Reply::Tokens(_) => gone(flight, lock),
+                Reply::Tokens(_) => self.moved_on(flight, lock, now, ctx),
                 Reply::Refused(code) => {
                     let end = Effect::End(EndReason::Refused(code), stored.session_id);
                     let effects = vec![Effect::Unlock(lock), end];
@@ -205,7 +216,10 @@ impl<W, L> Machine<W, L> {
                     (state, effects)
                 }
             },
-            (Phase::Marking { lock, stored, pair }, Event::Marked { .. }) => {
+            (Phase::Marking { lock, stored, pair }, Event::Marked { stored: now, .. }) => {
+                if !holds(&now, &stored) {
+                    return self.moved_on(flight, lock, now, ctx);
+                }
                 let fresh = StoredSession::from_pair(pair, ctx.now_ms, stored.refreshes + 1)
                     .with_dpop_key(stored.dpop_key.clone());
                 let effects = vec![Effect::Store(fresh), Effect::Unlock(lock)];
@@ -242,6 +256,7 @@ impl<W, L> Machine<W, L> {
         }
         match state {
             State::Idle => self.lock(Flight {
+                session_id: held.session_id,
                 known_refresh: held.refresh_token,
                 failures: 0,
                 waiters: vec![waiter],
@@ -295,6 +310,54 @@ impl<W, L> Machine<W, L> {
         }
     }
 
+    /// Storage no longer holds the token the flight presented: `now` is what it holds.
+    fn moved_on(
+        &mut self,
+        flight: Flight<W>,
+        lock: L,
+        now: Option<StoredSession>,
+        ctx: &Ctx,
+    ) -> Step<W, L> {
+        match now {
+            None => gone(flight, lock),
+            Some(now) => self.decide(flight, lock, now, ctx),
+        }
+    }
+
+    /// A late answer: stored if storage still holds the token it was asked with, and a
+    /// flight backing off then ends on it.
+    fn late(
+        &mut self,
+        state: State<W, L>,
+        presented: &str,
+        reply: Reply,
+        stored: Option<StoredSession>,
+        ctx: &Ctx,
+    ) -> Step<W, L> {
+        let (Reply::Tokens(pair), Some(stored)) = (reply, stored) else {
+            return (state, Vec::new());
+        };
+        if stored.refresh_token != presented {
+            return (state, Vec::new());
+        }
+        let fresh = StoredSession::from_pair(pair, ctx.now_ms, stored.refreshes + 1)
+            .with_dpop_key(stored.dpop_key);
+        let mut effects = vec![Effect::Store(fresh)];
+        let state = match state {
+            State::Busy {
+                flight,
+                phase: Phase::BackingOff,
+                ..
+            } => {
+                let (state, more) = self.lock(flight);
+                effects.extend(more);
+                state
+            }
+            other => other,
+        };
+        (state, effects)
+    }
+
     /// Holding the lock with `stored` read: use another tab's tokens, or refresh.
     fn decide(
         &mut self,
@@ -303,6 +366,10 @@ impl<W, L> Machine<W, L> {
         stored: StoredSession,
         ctx: &Ctx,
     ) -> Step<W, L> {
+        if stored.session_id != flight.session_id {
+            let effects = vec![Effect::Adopt(stored), Effect::Unlock(lock)];
+            return done(flight, effects, Err(ClientError::SessionEnded));
+        }
         if stored.refresh_token != flight.known_refresh && stored.access_usable(ctx.now_ms) {
             let effects = vec![Effect::Adopt(stored), Effect::Unlock(lock)];
             return done(flight, effects, Ok(()));
@@ -311,6 +378,12 @@ impl<W, L> Machine<W, L> {
         let (state, t) = self.await_io(flight, Phase::Requesting { lock, stored });
         (state, vec![Effect::Io(t, Io::Send(token))])
     }
+}
+
+/// True if storage (`now`) still holds the refresh token `presented` was read with.
+fn holds(now: &Option<StoredSession>, presented: &StoredSession) -> bool {
+    now.as_ref()
+        .is_some_and(|now| now.refresh_token == presented.refresh_token)
 }
 
 /// The flight is over: back online, and every caller told `outcome`.

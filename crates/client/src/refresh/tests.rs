@@ -31,6 +31,14 @@ fn session(n: u32) -> StoredSession {
     StoredSession::from_pair(pair(n), NOW, n - 1)
 }
 
+/// Another user's session, logged in in another tab.
+fn bob() -> StoredSession {
+    let mut pair = pair(9);
+    pair.session_id = Uuid::from_u128(8);
+    pair.user.username = "bob".into();
+    StoredSession::from_pair(pair, NOW, 0)
+}
+
 /// The same, received so long ago that its access token is about to expire.
 fn expiring(n: u32) -> StoredSession {
     StoredSession::from_pair(pair(n), NOW - 899_000, n - 1)
@@ -344,6 +352,45 @@ fn transition_table() {
             gone(),
         ),
         row(
+            "new tokens after another user logged in in another tab: not stored, callers not told Ok",
+            requesting(),
+            answered(3, Reply::Tokens(pair(2)), Some(bob())),
+            "Idle",
+            done(vec![Effect::Adopt(bob()), Effect::Unlock(LOCK)], ended()),
+        ),
+        row(
+            "marked, but logged out meanwhile: not stored",
+            marking(),
+            Event::Marked {
+                ticket: t(4),
+                stored: None,
+            },
+            "Idle",
+            gone(),
+        ),
+        row(
+            "a late answer while backing off, storage still at the token it was asked with: stored",
+            backing_off(),
+            Event::Late {
+                presented: "r1".into(),
+                reply: Reply::Tokens(pair(2)),
+                stored: Some(session(1)),
+            },
+            "Locking",
+            vec![Effect::Store(session(2)), Effect::Io(t(5), Io::Lock)],
+        ),
+        row(
+            "a late answer after storage moved on: dropped",
+            backing_off(),
+            Event::Late {
+                presented: "r1".into(),
+                reply: Reply::Tokens(pair(2)),
+                stored: Some(bob()),
+            },
+            "BackingOff",
+            vec![],
+        ),
+        row(
             "refused: the session ends",
             requesting(),
             answered(
@@ -384,7 +431,10 @@ fn transition_table() {
         row(
             "marked: store the new tokens, then let the next tab have the lock",
             marking(),
-            Event::Marked { ticket: t(4) },
+            Event::Marked {
+                ticket: t(4),
+                stored: Some(session(1)),
+            },
             "Idle",
             done(
                 vec![Effect::Store(session(2)), Effect::Unlock(LOCK)],
@@ -513,6 +563,7 @@ fn failures_back_off_longer_and_the_next_flight_starts_afresh() {
     let effects = machine.step(
         Event::Marked {
             ticket: t(ticket + 1),
+            stored: Some(session(1)),
         },
         &ctx(NOW),
     );
