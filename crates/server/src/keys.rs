@@ -28,7 +28,9 @@ mod master;
 mod ring;
 
 pub use master::MasterKey;
-pub use ring::{ed25519_kid, hs256_kid, new_ed25519_key, JwkSet, KeyRing, Retired, RingKey};
+pub use ring::{
+    ed25519_kid, hs256_kid, new_ed25519_key, JwkSet, KeyRing, Retired, RingKey, Signer,
+};
 
 pub const ALG_EDDSA: &str = "EdDSA";
 

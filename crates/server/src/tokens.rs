@@ -152,7 +152,7 @@ impl AccessTokens {
         let mut header = Header::new(ring.algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(kid.to_owned());
-        let token = jsonwebtoken::encode(&header, &claims, key)?;
+        let token = key.sign(&header, &claims)?;
         Ok((token, claims.exp))
     }
 

@@ -7,7 +7,8 @@ use anyhow::bail;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use ed25519_dalek::Signer as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use rand::rngs::OsRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -50,10 +51,40 @@ pub struct RingKey {
     replaced_at: Option<i64>,
     /// Revoked: it verifies nothing, and is not published.
     revoked: bool,
-    encoding: Option<EncodingKey>,
+    signer: Option<Signer>,
     decoding: DecodingKey,
     /// Public part for the JWKS (EdDSA only).
     public_x: Option<String>,
+}
+
+/// What signs access tokens.
+pub enum Signer {
+    /// Held as ed25519-dalek's key, whose public half is derived once, here: a
+    /// jsonwebtoken `EncodingKey` keeps only the PKCS#8 bytes and derives the public key
+    /// again for every signature, which was most of the cost of a signature.
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+    Hs256(EncodingKey),
+}
+
+impl Signer {
+    /// The compact JWS of `claims` under `header`: for EdDSA the same bytes as
+    /// `jsonwebtoken::encode` (each part the base64url of its JSON; Ed25519 signatures
+    /// are deterministic), which a test checks.
+    pub fn sign<T: Serialize>(&self, header: &Header, claims: &T) -> anyhow::Result<String> {
+        match self {
+            Signer::Hs256(key) => Ok(jsonwebtoken::encode(header, claims, key)?),
+            Signer::Ed25519(key) => {
+                anyhow::ensure!(header.alg == Algorithm::EdDSA, "an Ed25519 key signs EdDSA");
+                let mut message = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+                message.push('.');
+                URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut message);
+                let signature = key.sign(message.as_bytes());
+                message.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut message);
+                Ok(message)
+            }
+        }
+    }
 }
 
 impl RingKey {
@@ -152,7 +183,7 @@ impl KeyRing {
                 activates_at: row.activates_at,
                 replaced_at: None,
                 revoked: row.revoked_at.is_some(),
-                encoding: Some(EncodingKey::from_ed_der(&der)),
+                signer: Some(Signer::Ed25519(Box::new(signing))),
                 decoding: DecodingKey::from_ed_der(&public),
                 public_x: Some(URL_SAFE_NO_PAD.encode(public)),
             });
@@ -170,7 +201,7 @@ impl KeyRing {
                 activates_at: i64::MIN,
                 replaced_at: Some(retired.replaced_at),
                 revoked: retired.revoked,
-                encoding: None,
+                signer: None,
                 decoding: DecodingKey::from_secret(secret),
                 public_x: None,
             })
@@ -180,7 +211,7 @@ impl KeyRing {
             activates_at: i64::MIN + 1,
             replaced_at: None,
             revoked: false,
-            encoding: Some(EncodingKey::from_secret(current)),
+            signer: Some(Signer::Hs256(EncodingKey::from_secret(current))),
             decoding: DecodingKey::from_secret(current),
             public_x: None,
         });
@@ -209,8 +240,8 @@ impl KeyRing {
     /// active, the oldest). If that one was revoked, the next one after it signs early
     /// (`keys revoke` stores one activating at once; a clock slightly behind the
     /// operator's would otherwise see none yet).
-    pub fn signing_key(&self, now: i64) -> Option<(&str, &EncodingKey)> {
-        let signs = |k: &RingKey| k.encoding.is_some();
+    pub fn signing_key(&self, now: i64) -> Option<(&str, &Signer)> {
+        let signs = |k: &RingKey| k.signer.is_some();
         let current = self
             .keys
             .iter()
@@ -219,7 +250,7 @@ impl KeyRing {
         let key = self.keys[current..]
             .iter()
             .find(|k| signs(k) && !k.revoked)?;
-        Some((key.kid.as_str(), key.encoding.as_ref()?))
+        Some((key.kid.as_str(), key.signer.as_ref()?))
     }
 
     /// Is this key published at `now`: not revoked, and not replaced longer than a

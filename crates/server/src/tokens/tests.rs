@@ -1,7 +1,7 @@
 //! Unit tests of access tokens: signing, every refusal, the verified-token cache.
 
 use super::*;
-use crate::keys::{new_ed25519_key, MasterKey};
+use crate::keys::{new_ed25519_key, MasterKey, Signer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -51,6 +51,15 @@ fn forge(
 ) -> String {
     let _ = tokens;
     jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// The same Ed25519 key as jsonwebtoken's `EncodingKey`.
+fn jsonwebtoken_key(signer: &Signer) -> EncodingKey {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let Signer::Ed25519(key) = signer else {
+        panic!("not an Ed25519 key")
+    };
+    EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes())
 }
 
 fn claims(exp_offset: i64) -> serde_json::Value {
@@ -293,7 +302,7 @@ fn a_replaced_key_verifies_only_what_it_signed_before_the_replacement() {
     let ring = KeyRing::from_rows(&[old.clone(), new], &master, 900_000).unwrap();
     let (old_kid, old_key) = ring.signing_key(0).unwrap();
     assert_eq!(old_kid, old.kid);
-    let old_key = old_key.clone();
+    let old_key = jsonwebtoken_key(old_key);
     let tokens = AccessTokens::new(&config(900), ring);
     let sign = |iat_ms: i64, life_secs: i64| {
         let mut c = claims(0);
@@ -312,6 +321,20 @@ fn a_replaced_key_verifies_only_what_it_signed_before_the_replacement() {
     assert!(tokens.verify(&sign(now, 900)).is_err());
     // Back-dated, but meant to outlive the replacement by more than a lifetime: refused.
     assert!(tokens.verify(&sign(replaced_at - 2_000, 10 * 900)).is_err());
+}
+
+#[test]
+fn an_eddsa_signature_is_the_one_jsonwebtoken_makes() {
+    let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+    let ring = KeyRing::from_rows(&[new_ed25519_key(&master, 0, 0)], &master, 900_000).unwrap();
+    let (kid, signer) = ring.signing_key(0).unwrap();
+    let header = header(Algorithm::EdDSA, Some("at+jwt"), Some(kid));
+    let c = claims(900);
+    let reference = jsonwebtoken_key(signer);
+    assert_eq!(
+        signer.sign(&header, &c).unwrap(),
+        jsonwebtoken::encode(&header, &c, &reference).unwrap()
+    );
 }
 
 #[test]
