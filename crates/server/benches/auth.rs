@@ -33,6 +33,9 @@ fn state(alg: JwtAlgorithm, dir: &tempfile::TempDir) -> AppState {
         ..Config::default()
     };
     config.keys.alg = alg;
+    // Nothing reads the change feed here (the runtime that built the state is gone), so
+    // without this the instance would count as stale after 5 s and answer 503.
+    config.background.max_staleness = std::time::Duration::from_secs(86_400);
     // Every iteration of `authenticate_dpop` is a new proof to remember.
     config.dpop.replay_capacity = 50_000_000;
     config.keys.jwt_secret = (alg == JwtAlgorithm::Hs256)
