@@ -17,9 +17,11 @@ pub struct Config {
     /// A request without an answer after this long counts as a network error.
     pub request_timeout_ms: u32,
     /// A refresh without an answer after this long is retried (its answer is still
-    /// used if it comes). The retry must reach the server inside its reuse grace
-    /// window (`BATON_REUSE_GRACE`, 10 s by default): this plus the first backoff
-    /// (at most 1.25 × `backoff.base_ms`) must stay well under it.
+    /// used if it comes). Longer than the server's own longest wait before it answers
+    /// (5 s on SQLite's busy lock, then 503), so that answer is heard; and the retry
+    /// must reach the server inside its reuse grace window (`BATON_REUSE_GRACE`, 10 s
+    /// by default): this plus the first backoff (at most 1.25 × `backoff.base_ms`)
+    /// must stay under it.
     pub refresh_timeout_ms: u32,
     /// A call waiting for a refresh fails (as a network error) after this long; the
     /// refresh carries on.
@@ -35,7 +37,7 @@ impl Default for Config {
             storage_key: "baton.session.v1".into(),
             login_path: "/login".into(),
             request_timeout_ms: 20_000,
-            refresh_timeout_ms: 4_000,
+            refresh_timeout_ms: 7_000,
             call_deadline_ms: 15_000,
             backoff: Backoff::default(),
         }
