@@ -70,6 +70,7 @@ test('1. a copied session fails everywhere else while its owner keeps working', 
   const thiefPage = await thief.newPage();
   await gotoHydrated(thiefPage, '/notes');
   await expect(thiefPage).toHaveURL(/\/login/);
+  await thiefLog.settled();
   expect(thiefLog.unauthorized.map((u) => u.code)).toContain('invalid_dpop_proof');
   // By hand: the token as Bearer, in the DPoP scheme without a proof, and the refresh.
   const token = String(stolen.access_token);
@@ -88,6 +89,7 @@ test('1. a copied session fails everywhere else while its owner keeps working', 
   const again = await thief.newPage();
   await again.goto('/notes');
   await expect(again).toHaveURL(/\/login/);
+  await thiefLog.settled();
   expect(thiefLog.answers.every((a) => a.status !== 200), JSON.stringify(thiefLog.answers)).toBe(true);
   await thief.close();
 
@@ -122,6 +124,7 @@ test('2. the key survives a reload, is shared by two tabs, and logout deletes it
   await expect(tab.getByRole('link', { name: 'after reload' })).toBeVisible();
   await gotoHydrated(page, '/notes');
   await expect.poll(() => log.answers.filter((a) => a.status === 200).length).toBeGreaterThan(0);
+  await log.settled();
   expect(log.codes()).toEqual([]);
   await createNote(page, 'from the first tab', 'after the refresh');
   expect(String((await storedSession(tab))!.dpop_key)).toBe(id);

@@ -3,7 +3,7 @@
 // logging in in another tab, a long outage, a tab that missed a logout. Every answer
 // comes from the real server; the faults are in the network (a real answer held back,
 // the context offline) or in the page (storage made to throw by an init script).
-import type { APIRequestContext, Page } from '@playwright/test';
+import type { APIRequestContext, Page, Request } from '@playwright/test';
 import { test, expect, gotoHydrated } from './fixtures';
 import {
   ACCESS_TTL_MS,
@@ -64,6 +64,7 @@ test('a refresh answer held back 25 s leaves the user logged in (retried inside 
   });
   await expect.poll(() => log.requests, { timeout: ACCESS_TTL_MS * 2 }).toBeGreaterThan(0);
   await page.waitForTimeout(27_000);
+  await log.settled();
   expect(log.codes(), log.history()).not.toContain('refresh_token_reused');
   await expect(page).toHaveURL(/\/notes$/);
   expect(await storedSession(page)).not.toBeNull();
@@ -120,6 +121,22 @@ test("another user's login in another tab: nothing of the first user's is sent u
   await waitPastExpiry(tabA);
 
   const tabB = await context.newPage();
+  // Every auth exchange of both tabs, for the failure message.
+  const auth: string[] = [];
+  const tab = (r: Request) => {
+    try {
+      return r.frame().page() === tabA ? 'A' : 'B';
+    } catch {
+      return '?';
+    }
+  };
+  context.on('requestfinished', async (r) => {
+    if (!r.url().includes('/api/')) return;
+    const answer = await r.response();
+    const code = answer && answer.status() >= 400 ? ` ${(await answer.text().catch(() => '')).slice(0, 60)}` : '';
+    auth.push(`${tab(r)} ${r.method()} ${new URL(r.url()).pathname} ${answer?.status()}${code}`);
+  });
+  context.on('requestfailed', (r) => auth.push(`${tab(r)} ${new URL(r.url()).pathname} failed: ${r.failure()?.errorText}`));
   const posts: string[] = [];
   let bobIn!: Promise<void>;
   await tabA.route('**/api/notes', async (route) => {
@@ -148,7 +165,9 @@ test("another user's login in another tab: nothing of the first user's is sent u
   await expect(tabB.getByRole('heading', { name: 'Notes' }).first()).toBeVisible();
   await expect(tabB.getByRole('link', { name: "Alice's secret" })).toHaveCount(0);
   // Logging in over alice ended her session on the server.
-  await expect.poll(() => liveSessions(request, alice), { timeout: 5_000 }).not.toContain(aliceSession);
+  await expect
+    .poll(() => liveSessions(request, alice), { timeout: 5_000, message: `API exchanges: ${auth.join('; ')}` })
+    .not.toContain(aliceSession);
 });
 
 /** Makes every `localStorage` write throw as a full quota does, once `window.__full`. */
@@ -175,6 +194,7 @@ test('storage full at refresh: no spent token is presented again, the user stays
   // Past the server's 10 s grace window, several refreshes later.
   await page.waitForTimeout(16_000);
   expect(log.requests).toBeGreaterThan(2);
+  await log.settled();
   expect(log.codes(), log.history()).toEqual([]);
   expect(log.noTokenReused(), log.history()).toBe(true);
   await expect(page).toHaveURL(/\/notes$/);

@@ -42,6 +42,7 @@ test('5. refresh answering 503: the user stays logged in, sees the notice, and r
     await expect(page.getByTestId('editor-status')).toHaveText('Saving…');
     await expect(page).toHaveURL(/\/notes\/new$/);
     expect(await storedSession(page)).not.toBeNull();
+    await log.settled();
     expect(log.answers.length).toBeGreaterThanOrEqual(1);
     expect(log.answers).toEqual(log.answers.map(() => ({ status: 503, code: 'unavailable' })));
   } finally {
@@ -51,6 +52,7 @@ test('5. refresh answering 503: the user stays logged in, sees the notice, and r
   await expect(notice).toBeEmpty({ timeout: 30_000 });
   await expect(page).toHaveURL(/\/notes\/[0-9a-f-]{36}$/);
   await expect(page.getByTestId('editor-status')).toContainText('Saved');
+  await log.settled();
   expect(log.answers.at(-1)).toEqual({ status: 200 });
   // Nothing rotated while the database was down: every attempt, failed or not, presented
   // the one refresh token the session held.

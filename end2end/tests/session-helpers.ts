@@ -72,6 +72,9 @@ export class RefreshLog {
   answers: { status: number; code?: string }[] = [];
   /** Every API answer with status 401, by path and code. */
   unauthorized: { path: string; code?: string }[] = [];
+  /** Answers whose body is still being read: an answer is recorded once it is read, so
+   * a page can move on (and a test look) before; see `settled`. */
+  private readonly reading = new Set<Promise<void>>();
 
   constructor(target: Page | BrowserContext) {
     target.on('request', (request) => {
@@ -84,19 +87,30 @@ export class RefreshLog {
         atMs: Date.now() - this.started,
       });
     });
-    target.on('response', async (response) => {
+    target.on('response', (response) => {
       const path = new URL(response.url()).pathname;
       if (!path.startsWith('/api/')) return;
-      let code: string | undefined;
-      if (response.status() >= 400) {
-        code = await response
-          .json()
-          .then((body: { code?: string }) => body.code)
-          .catch(() => undefined);
-      }
-      if (path === '/api/auth/refresh') this.answers.push({ status: response.status(), code });
-      if (response.status() === 401) this.unauthorized.push({ path, code });
+      const read = (async () => {
+        let code: string | undefined;
+        if (response.status() >= 400) {
+          code = await response
+            .json()
+            .then((body: { code?: string }) => body.code)
+            .catch(() => undefined);
+        }
+        if (path === '/api/auth/refresh') this.answers.push({ status: response.status(), code });
+        if (response.status() === 401) this.unauthorized.push({ path, code });
+      })();
+      this.reading.add(read);
+      void read.finally(() => this.reading.delete(read));
     });
+  }
+
+  /** Resolves once every answer the browser has received so far is recorded. Await it
+   * before looking at `answers`, `unauthorized` or `codes()`. */
+  async settled(): Promise<this> {
+    while (this.reading.size > 0) await Promise.all([...this.reading]);
+    return this;
   }
 
   get requests(): number {

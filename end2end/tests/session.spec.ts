@@ -100,6 +100,7 @@ test('2. a save after the access token expired refreshes once and succeeds', asy
   await expect(page.getByTestId('editor-status')).toContainText('Saved');
 
   expect(log.requests, 'refresh requests').toBe(1);
+  await log.settled();
   expect(log.answers).toEqual([{ status: 200 }]);
   expect(log.noTokenReused(), log.history()).toBe(true);
   // It went the backstop way: the save met 401 token_expired, then was retried.
@@ -131,6 +132,7 @@ test('3. ten concurrent calls after expiry share one refresh', async ({ page, re
   await expect(page.getByTestId('burst-result')).toHaveText('10 of 10 calls succeeded');
 
   expect(log.requests, 'refresh requests').toBe(1);
+  await log.settled();
   expect(log.answers).toEqual([{ status: 200 }]);
   expect(meOk).toBe(10);
   // All ten were sent with the expired token; every one was answered token_expired.
@@ -179,6 +181,7 @@ for (const { name, webLocks, lagMs } of tabVariants) {
       await tab.getByTestId('burst').click();
       await expect(tab.getByTestId('burst-result')).toHaveText('10 of 10 calls succeeded');
     }
+    await log.settled();
     expect(log.codes(), 'refresh errors').toEqual([]);
     expect(log.answers.every((a) => a.status === 200)).toBe(true);
     // The tabs took turns: every refresh presented a token no tab had presented before,
@@ -288,6 +291,7 @@ test('a hidden tab leaves refreshing alone, and refreshes first when it becomes 
   await page.getByTestId('session-indicator').locator('summary').click();
   await page.getByTestId('burst').click();
   await expect(page.getByTestId('burst-result')).toHaveText('10 of 10 calls succeeded');
+  await log.settled();
   expect(log.unauthorized).toEqual([]);
 });
 
