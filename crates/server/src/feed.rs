@@ -1,7 +1,8 @@
 //! The change feed: how an instance learns what other instances, and the operator
 //! commands, changed in the shared database: which sessions ended (so that their
-//! access tokens stop here too) and whether the signing keys changed. It is the one
-//! way such news travels; a cache of user rows would be told through it as well.
+//! access tokens stop here too), whether the signing keys changed, and which users'
+//! rows were written to (so that [`crate::users`] drops them). It is the one way such
+//! news travels.
 //!
 //! - **Written by the database.** Triggers (migration 0004) add a row to `changes` in
 //!   the transaction that ends a session or touches a key, whatever code path did it.
@@ -44,6 +45,8 @@ pub struct Batch {
     pub ended: Vec<Uuid>,
     /// The signing keys must be read again.
     pub reload_keys: bool,
+    /// Users whose rows were written to.
+    pub users: Vec<Uuid>,
     last_seq: i64,
     started: Instant,
 }
@@ -120,6 +123,7 @@ impl Feed {
         let mut cursor = self.cursor.load(Ordering::Acquire);
         let mut batch = Batch {
             ended: Vec::new(),
+            users: Vec::new(),
             reload_keys: self.reload_keys.swap(false, Ordering::AcqRel),
             last_seq: cursor,
             started,
@@ -138,6 +142,7 @@ impl Feed {
                 match change {
                     Change::SessionEnded(id) => batch.ended.push(id),
                     Change::KeysChanged => batch.reload_keys = true,
+                    Change::UserChanged(id) => batch.users.push(id),
                     Change::Other => {}
                 }
             }

@@ -31,6 +31,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod users;
 
 pub use server::Application;
 pub use state::AppState;

@@ -22,6 +22,7 @@ use crate::revocation::Revocations;
 use crate::store::sessions::{Ending, Lifetimes, RevokeReason};
 use crate::store::{self, Db};
 use crate::tokens::AccessTokens;
+use crate::users::Users;
 
 /// Everything a request handler needs; cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub struct AppInner {
     pub revocations: Revocations,
     /// What other instances changed: ended sessions, key changes.
     pub feed: Feed,
+    /// User rows in memory, for authenticated reads.
+    pub users: Users,
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub leptos: LeptosOptions,
@@ -91,6 +94,7 @@ impl AppState {
             passwords,
             revocations,
             feed,
+            users: Users::default(),
             limits,
             metrics,
             leptos,
@@ -139,6 +143,9 @@ impl AppState {
         let round = async {
             let batch = self.feed.read().await?;
             self.revocations.insert(batch.ended.iter().copied());
+            for &user in &batch.users {
+                self.users.invalidate(user);
+            }
             if batch.reload_keys {
                 if let Err(e) = self.reload_keys().await {
                     self.feed.retry(&batch);

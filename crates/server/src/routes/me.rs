@@ -23,7 +23,9 @@ use crate::store::sessions::RevokeReason;
 )]
 pub async fn get(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserEnvelope>> {
     // A valid token of a deleted user: the token no longer names anyone.
-    let user = store::users::get(&state.db, auth.user_id)
+    let user = state
+        .users
+        .get(&state.db, auth.user_id)
         .await?
         .ok_or(Error::Bearer(BearerError::Invalid))?;
     Ok(Json(UserEnvelope { user }))
@@ -77,6 +79,8 @@ pub async fn change_password(
         now_ms(),
     )
     .await?;
+    // Here at once; elsewhere through the change feed.
+    state.users.invalidate(auth.user_id);
     let Some(ended) = changed else {
         // Another change came first: the password checked is no longer the current one.
         return Err(wrong_current_password());

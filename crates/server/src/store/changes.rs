@@ -15,6 +15,8 @@ pub enum Change {
     SessionEnded(Uuid),
     /// A signing key was added, replaced, revoked or deleted: reload the key ring.
     KeysChanged,
+    /// A user's row was written to: drop any copy of it.
+    UserChanged(Uuid),
     /// A kind this build does not know (written by a newer one): nothing to do.
     Other,
 }
@@ -32,6 +34,7 @@ impl ChangeRow {
         match (self.kind.as_str(), self.subject) {
             ("session_ended", Some(id)) => Change::SessionEnded(id),
             ("keys", _) => Change::KeysChanged,
+            ("user_changed", Some(id)) => Change::UserChanged(id),
             _ => Change::Other,
         }
     }

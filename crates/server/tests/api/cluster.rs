@@ -416,3 +416,48 @@ async fn revocation_latency_across_instances() {
     assert!(p50 < Duration::from_millis(100), "p50 {p50:?}");
     assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
 }
+
+db_tests!(user_rows_are_answered_from_memory_and_dropped_on_every_instance_by_any_write);
+
+/// `GET /api/me` answers from memory once the user has been seen (the table can be
+/// gone), and a write to the user's row, by any path, reaches the copies on every
+/// instance through the change feed.
+async fn user_rows_are_answered_from_memory_and_dropped_on_every_instance_by_any_write(
+    backend: Backend,
+) {
+    let (a, b) = pair_of_instances(backend).await;
+    let alice = a.signup("alice").await;
+    assert_eq!(username(&a, &alice.access_token).await, "alice");
+    assert_eq!(username(&b, &alice.access_token).await, "alice");
+    let sql = |statement: &'static str| async {
+        a.state.db.write().execute(statement, &[]).await.unwrap();
+    };
+    // No database read behind an authenticated read of a known user.
+    sql("ALTER TABLE users RENAME TO users_away").await;
+    let from_memory = (
+        username(&a, &alice.access_token).await,
+        username(&b, &alice.access_token).await,
+    );
+    sql("ALTER TABLE users_away RENAME TO users").await;
+    assert_eq!(from_memory, ("alice".to_owned(), "alice".to_owned()));
+    // A write that no API makes (an operator's, another build's) reaches both copies.
+    sql("UPDATE users SET username = 'alice2'").await;
+    for app in [&a, &b] {
+        eventually(
+            Duration::from_secs(2),
+            "the new row is answered",
+            || async { username(app, &alice.access_token).await == "alice2" },
+        )
+        .await;
+    }
+}
+
+/// The username `GET /api/me` answers with.
+async fn username(app: &TestApp, access_token: &str) -> String {
+    let r = app.me(access_token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<serde_json::Value>().await.unwrap()["user"]["username"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
