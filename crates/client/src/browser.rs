@@ -274,6 +274,22 @@ pub(crate) async fn send_public(
     .await
 }
 
+/// `POST path` without the access token, with a proof by DPoP key `key` if there is
+/// one (login and refresh).
+pub(crate) async fn send_proved(
+    path: &str,
+    body: Option<&str>,
+    key: Option<&str>,
+) -> Result<Answer, ClientError> {
+    let config = config();
+    let auth = match key {
+        Some(key) => http::Auth::Dpop { key, token: None },
+        None => http::Auth::None,
+    };
+    let url = config.url(path);
+    http::send(Method::Post, &url, body, auth, config.request_timeout_ms).await
+}
+
 /// `POST /api/auth/login` with a proof by a new DPoP key (unless the browser cannot
 /// make one): the session is bound to it, and stored with the key's id.
 pub(crate) async fn log_in(body: Option<String>) -> Result<User, ClientError> {
@@ -283,21 +299,10 @@ pub(crate) async fn log_in(body: Option<String>) -> Result<User, ClientError> {
     let es256 =
         storage::get(&format!("{}.dpop-alg", config.storage_key)).as_deref() == Some("ES256");
     let key = dpop::create(es256).await;
-    let auth = match &key {
-        Some(key) => http::Auth::Dpop { key, token: None },
-        None => http::Auth::None,
-    };
-    let url = config.url("/api/auth/login");
-    let answer = http::send(
-        Method::Post,
-        &url,
-        body.as_deref(),
-        auth,
-        config.request_timeout_ms,
-    )
-    .await
-    .and_then(Answer::into_result)
-    .and_then(|answer| answer.json::<TokenPair>());
+    let answer = send_proved("/api/auth/login", body.as_deref(), key.as_deref())
+        .await
+        .and_then(Answer::into_result)
+        .and_then(|answer| answer.json::<TokenPair>());
     // A server that did not bind the session (BATON_DPOP=off) gets Bearer calls.
     let pair = match answer {
         Ok(pair) if pair.token_type == TOKEN_TYPE_DPOP => Ok((pair, key)),

@@ -10,15 +10,15 @@ use gloo_timers::callback::Timeout;
 use gloo_timers::future::TimeoutFuture;
 
 use super::{
-    config, end_session, http, lock, now_ms, session, set_connection, set_session, stored_session,
-    with, Persist,
+    config, end_session, lock, now_ms, send_proved, session, set_connection, set_session,
+    stored_session, with, Persist,
 };
 use crate::error::ClientError;
 use crate::refresh::{
     self, spent_mark, Ctx, Io, Outcome, Reply, Ticket, CATCH_UP_POLL_MS, SPENT_MARK_MS,
 };
 use crate::status::EndReason;
-use crate::{json_body, Answer, Method};
+use crate::{json_body, Answer};
 
 type Waiter = oneshot::Sender<Outcome>;
 pub(super) type Machine = refresh::Machine<Waiter, lock::Held>;
@@ -95,26 +95,13 @@ fn perform(effect: Effect) {
 /// key. Owns what it needs, so it can outlive the wait for it.
 fn send_refresh(refresh_token: String) -> LocalBoxFuture<'static, Result<Answer, ClientError>> {
     Box::pin(async move {
-        let config = config();
         let key = [stored_session(), session()]
             .into_iter()
             .flatten()
             .find(|s| s.refresh_token == refresh_token)
             .and_then(|s| s.dpop_key);
-        let auth = match &key {
-            Some(key) => http::Auth::Dpop { key, token: None },
-            None => http::Auth::None,
-        };
         let body = json_body(&RefreshRequest { refresh_token });
-        let url = config.url("/api/auth/refresh");
-        http::send(
-            Method::Post,
-            &url,
-            body.as_deref(),
-            auth,
-            config.request_timeout_ms,
-        )
-        .await
+        send_proved("/api/auth/refresh", body.as_deref(), key.as_deref()).await
     })
 }
 
