@@ -24,7 +24,7 @@ use crate::error::{classify_api_answer, error_from_answer, ApiVerdict, ClientErr
 use crate::status::{
     self, Connection, EndHandler, EndReason, Listeners, SessionEnd, SessionInfo, Snapshot,
 };
-use crate::stored::StoredSession;
+use crate::stored::{Ended, StoredSession};
 use crate::{nav, Answer, Config, Method, Subscription};
 
 pub(crate) use driver::retry_now;
@@ -40,10 +40,8 @@ struct Runtime {
     connection: Cell<Option<Connection>>,
     listeners: RefCell<Listeners>,
     end_handler: RefCell<Option<EndHandler>>,
-    /// Sessions this tab saw end (logout, refusal). A late write of one of them by
-    /// another tab (possible where only the `localStorage` lease coordinates tabs) is
-    /// removed again instead of adopted.
-    ended: RefCell<Vec<Uuid>>,
+    /// Sessions this tab saw end (logout, refusal).
+    ended: RefCell<Ended>,
     /// The refresh protocol's state, with the callers waiting for its outcome.
     refresh: RefCell<driver::Machine>,
     /// The proactive refresh, armed for the session in memory.
@@ -175,16 +173,11 @@ fn set_session(session: Option<StoredSession>, persist: Persist) {
 }
 
 fn mark_ended(session_id: Uuid) {
-    with(|rt| {
-        let mut ended = rt.ended.borrow_mut();
-        if !ended.contains(&session_id) {
-            ended.push(session_id);
-        }
-    });
+    with(|rt| rt.ended.borrow_mut().mark(session_id));
 }
 
 fn is_ended(session_id: Uuid) -> bool {
-    with(|rt| rt.ended.borrow().contains(&session_id))
+    with(|rt| rt.ended.borrow().contains(session_id))
 }
 
 fn set_connection(connection: Connection) {

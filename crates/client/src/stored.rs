@@ -167,9 +167,46 @@ impl StoredSession {
     }
 }
 
+/// Sessions a tab saw end: a late write of one of them by another tab (possible where
+/// only the `localStorage` lease coordinates tabs) is removed again instead of adopted.
+/// Such a write comes within seconds, so the last [`Ended::KEPT`] are enough, and a tab
+/// open for months does not grow without bound.
+#[derive(Debug, Default)]
+pub struct Ended(Vec<Uuid>);
+
+impl Ended {
+    pub const KEPT: usize = 16;
+
+    pub fn mark(&mut self, session_id: Uuid) {
+        if !self.contains(session_id) {
+            if self.0.len() == Self::KEPT {
+                self.0.remove(0);
+            }
+            self.0.push(session_id);
+        }
+    }
+
+    pub fn contains(&self, session_id: Uuid) -> bool {
+        self.0.contains(&session_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tab_remembers_the_last_sessions_that_ended_and_no_more() {
+        let mut ended = Ended::default();
+        for n in 0..100 {
+            ended.mark(Uuid::from_u128(n));
+            ended.mark(Uuid::from_u128(n));
+        }
+        assert_eq!(ended.0.len(), Ended::KEPT);
+        assert!(ended.contains(Uuid::from_u128(99)));
+        assert!(ended.contains(Uuid::from_u128(100 - Ended::KEPT as u128)));
+        assert!(!ended.contains(Uuid::from_u128(99 - Ended::KEPT as u128)));
+    }
 
     fn pair() -> TokenPair {
         TokenPair {
