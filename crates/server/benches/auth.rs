@@ -8,7 +8,9 @@
 //!   client whose token was seen before (parse the `Authorization` header, check the
 //!   token, look the session up in the in-memory revocation set, here holding 10,000
 //!   revoked sessions);
-//! - `dpop/verify_proof`: parse a DPoP proof and check its signature, EdDSA and ES256;
+//! - `dpop/verify_proof`: parse a DPoP proof and check its signature, EdDSA and ES256,
+//!   its key's header seen before (as every proof after a key's first);
+//!   `dpop/verify_proof_first`: the same for a key's first proof;
 //! - `authenticate_dpop`: `authenticate` for a DPoP-bound token with a new proof (all
 //!   of the proof's checks, the replay set), EdDSA and ES256 proofs;
 //! - `refresh_token/generate_and_hash`: a new 256-bit token and its SHA-256.
@@ -25,6 +27,7 @@ use uuid::Uuid;
 #[path = "../tests/api/dpop_key.rs"]
 #[allow(dead_code)]
 mod dpop_key;
+use baton_server::dpop::proof::{parse, Headers};
 use dpop_key::DpopKey;
 
 fn state(alg: JwtAlgorithm, dir: &tempfile::TempDir) -> AppState {
@@ -92,11 +95,28 @@ fn bench(c: &mut Criterion) {
         let nonce = nonce.to_str().unwrap();
         let url = "http://bench.test/api/me";
         let proof = key.proof("GET", url, Some(nonce), Some(&token));
+        // As a server meets it: the key's header seen before (every proof of one key
+        // has the same header).
+        let headers = Headers::default();
         c.bench_function(&format!("dpop/verify_proof/{alg}"), |b| {
             b.iter(|| {
-                let parsed = baton_server::dpop::proof::parse(black_box(&proof)).unwrap();
+                let parsed = parse(black_box(&proof), &headers).unwrap();
                 parsed.verify_signature().unwrap()
             })
+        });
+        // The first proof of a key: its header parsed and its key decoded.
+        c.bench_function(&format!("dpop/verify_proof_first/{alg}"), |b| {
+            b.iter_batched(
+                Headers::default,
+                |headers| {
+                    parse(black_box(&proof), &headers)
+                        .unwrap()
+                        .verify_signature()
+                        .unwrap();
+                    headers
+                },
+                BatchSize::SmallInput,
+            )
         });
         c.bench_function(&format!("authenticate_dpop/{alg}"), |b| {
             b.iter_batched(

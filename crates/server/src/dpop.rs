@@ -83,6 +83,7 @@ pub struct Dpop {
     origin: Option<PublicOrigin>,
     nonces: Nonces,
     replay: Replay,
+    headers: proof::Headers,
     ttl: i64,
     iat_skew: i64,
 }
@@ -111,6 +112,7 @@ impl Dpop {
             origin: config.public_origin.clone(),
             nonces: Nonces::new(nonce_key, ttl),
             replay: Replay::new(ttl, config.replay_capacity, now_secs()),
+            headers: proof::Headers::default(),
             ttl,
             iat_skew: crate::clock::seconds(config.iat_skew),
         }
@@ -208,7 +210,7 @@ impl Dpop {
         let text = value
             .to_str()
             .map_err(|_| invalid("the DPoP header is not a JWT"))?;
-        let proof = proof::parse(text).map_err(invalid)?;
+        let proof = proof::parse(text, &self.headers).map_err(invalid)?;
         let claims = &proof.claims;
         if claims.htm != target.method.as_str() {
             return Err(invalid("the DPoP proof's htm is not this request's method"));

@@ -6,6 +6,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use quick_cache::sync::Cache;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -25,6 +26,7 @@ const MAX_JTI_LEN: usize = 256;
 /// a proof that carries one has given its key away, and is refused.
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+#[derive(Clone)]
 enum Key {
     Ed25519(ed25519_dalek::VerifyingKey),
     P256(p256::ecdsa::VerifyingKey),
@@ -62,8 +64,45 @@ impl Claims {
     }
 }
 
-/// Parses a proof: everything that needs no key first, then the key.
-pub fn parse(text: &str) -> Result<Proof<'_>, &'static str> {
+/// What a proof's header yields once checked: its key and thumbprint.
+#[derive(Clone)]
+struct Header {
+    key: Key,
+    jkt: String,
+}
+
+/// Checked headers by their exact text. Every proof a browser key makes has the same
+/// header (`typ`, `alg`, `jwk`), and everything [`parse`] checks in it follows from that
+/// text alone, so a header seen before skips its base64, its JSON, the key's
+/// decompression and the thumbprint's hash. Bounded: [`Headers::CAPACITY`] headers of
+/// at most [`Headers::MAX_HEADER_LEN`] bytes (a real one is about 150), about 2 MB.
+pub struct Headers(Cache<Box<str>, Header>);
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers(Cache::new(Self::CAPACITY))
+    }
+}
+
+impl Headers {
+    pub const CAPACITY: usize = 4_096;
+    pub const MAX_HEADER_LEN: usize = 512;
+
+    fn get_or_check(&self, text: &str) -> Result<Header, &'static str> {
+        if let Some(header) = self.0.get(text) {
+            return Ok(header);
+        }
+        let header = check_header(text)?;
+        if text.len() <= Self::MAX_HEADER_LEN {
+            self.0.insert(text.into(), header.clone());
+        }
+        Ok(header)
+    }
+}
+
+/// Parses a proof: everything that needs no key first, then the key (its header
+/// from `headers` when seen before).
+pub fn parse<'a>(text: &'a str, headers: &Headers) -> Result<Proof<'a>, &'static str> {
     if text.len() > MAX_LEN {
         return Err("the DPoP proof is too long");
     }
@@ -73,8 +112,30 @@ pub fn parse(text: &str) -> Result<Proof<'_>, &'static str> {
     else {
         return Err("the DPoP proof is not a compact JWS");
     };
+    let Header { key, jkt } = headers.get_or_check(header)?;
+    let claims: Claims = decode_json(payload).ok_or(
+        "the DPoP proof's claims are not base64url JSON with jti, htm, htu and iat of the right types",
+    )?;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err("the DPoP proof's jti is empty or too long");
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| "the DPoP proof's signature is not base64url")?;
+    Ok(Proof {
+        signing_input: &text[..text.len() - 1 - signature_len(text)],
+        signature,
+        key,
+        jkt,
+        claims,
+    })
+}
+
+/// The header's checks: `typ`, no `crit`, an allowed `alg` that matches a public-only
+/// `jwk`.
+fn check_header(text: &str) -> Result<Header, &'static str> {
     let header: Map<String, Value> =
-        decode_json(header).ok_or("the DPoP proof's header is not base64url JSON")?;
+        decode_json(text).ok_or("the DPoP proof's header is not base64url JSON")?;
     let typ = header.get("typ").and_then(Value::as_str);
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case(TYP)) {
         return Err("the DPoP proof's typ is not dpop+jwt");
@@ -95,22 +156,7 @@ pub fn parse(text: &str) -> Result<Proof<'_>, &'static str> {
         Some("ES256") => p256_key(jwk)?,
         _ => return Err("the DPoP proof's alg is not EdDSA or ES256"),
     };
-    let claims: Claims = decode_json(payload).ok_or(
-        "the DPoP proof's claims are not base64url JSON with jti, htm, htu and iat of the right types",
-    )?;
-    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
-        return Err("the DPoP proof's jti is empty or too long");
-    }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| "the DPoP proof's signature is not base64url")?;
-    Ok(Proof {
-        signing_input: &text[..text.len() - 1 - signature_len(text)],
-        signature,
-        key,
-        jkt,
-        claims,
-    })
+    Ok(Header { key, jkt })
 }
 
 /// The length of the signature part: what follows the last `.`.
@@ -293,8 +339,10 @@ mod tests {
             ),
             ("x".repeat(MAX_LEN + 1), "too long"),
         ];
-        for (text, expected) in cases {
-            match parse(&text) {
+        // A refused header is not kept: the second time is checked again.
+        let headers = Headers::default();
+        for (text, expected) in cases.iter().chain(&cases) {
+            match parse(text, &headers) {
                 Err(why) => assert!(why.contains(expected), "{why:?} for {expected}"),
                 Ok(_) => panic!("accepted a proof that should fail on {expected}"),
             }
