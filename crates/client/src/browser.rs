@@ -267,20 +267,18 @@ pub(crate) async fn send_public(
     .await
 }
 
-/// `POST path` without the access token, with a proof by DPoP key `key` if there is
-/// one (login and refresh).
-pub(crate) async fn send_proved(
-    path: &str,
-    body: Option<&str>,
-    key: Option<&str>,
-) -> Result<Answer, ClientError> {
-    let config = config();
+/// `POST url` without the access token, with a proof by DPoP key `key` if there is one
+/// (login and refresh). Not an `async fn`: [`http::send`]'s one boxed future is enough.
+pub(crate) fn send_proved<'a>(
+    url: &'a str,
+    body: Option<&'a str>,
+    key: Option<&'a str>,
+) -> http::Sending<'a> {
     let auth = match key {
         Some(key) => http::Auth::Dpop { key, token: None },
         None => http::Auth::None,
     };
-    let url = config.url(path);
-    http::send(Method::Post, &url, body, auth, config.request_timeout_ms).await
+    http::send(Method::Post, url, body, auth, config().request_timeout_ms)
 }
 
 /// `POST /api/auth/login` with a proof by a new DPoP key (unless the browser cannot
@@ -292,7 +290,8 @@ pub(crate) async fn log_in(body: Option<String>) -> Result<User, ClientError> {
     let es256 =
         storage::get(&format!("{}.dpop-alg", config.storage_key)).as_deref() == Some("ES256");
     let key = dpop::create(es256).await;
-    let answer = send_proved("/api/auth/login", body.as_deref(), key.as_deref())
+    let url = config.url("/api/auth/login");
+    let answer = send_proved(&url, body.as_deref(), key.as_deref())
         .await
         .and_then(Answer::into_result)
         .and_then(|answer| answer.json::<TokenPair>());

@@ -101,7 +101,8 @@ fn send_refresh(refresh_token: String) -> LocalBoxFuture<'static, Result<Answer,
             .find(|s| s.refresh_token == refresh_token)
             .and_then(|s| s.dpop_key);
         let body = json_body(&RefreshRequest { refresh_token });
-        send_proved("/api/auth/refresh", body.as_deref(), key.as_deref()).await
+        let url = config().url("/api/auth/refresh");
+        send_proved(&url, body.as_deref(), key.as_deref()).await
     })
 }
 

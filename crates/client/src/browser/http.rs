@@ -51,6 +51,9 @@ pub(crate) enum Auth<'a> {
     },
 }
 
+/// An exchange under way ([`send`]).
+pub(crate) type Sending<'a> = Pin<Box<dyn Future<Output = Result<Answer, ClientError>> + 'a>>;
+
 /// Boxed: the calls and the refresh all send through it, and one copy of this future's
 /// code is enough.
 pub(crate) fn send<'a>(
@@ -59,7 +62,7 @@ pub(crate) fn send<'a>(
     body: Option<&'a str>,
     auth: Auth<'a>,
     timeout_ms: u32,
-) -> Pin<Box<dyn Future<Output = Result<Answer, ClientError>> + 'a>> {
+) -> Sending<'a> {
     Box::pin(async move {
         if matches!(auth, Auth::Dpop { .. }) && dpop::nonce_stale() {
             // Any answer carries a nonce: the cheapest call fetches one, so that the
