@@ -67,13 +67,4 @@ impl Users {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.rows.remove(&id);
     }
-
-    /// How many users are kept now.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
 }
