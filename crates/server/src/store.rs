@@ -54,6 +54,8 @@ pub enum Db {
         writer: SqlitePool,
         /// Read-only queries.
         reader: SqlitePool,
+        /// Rotations, committed in groups on the writer ([`rotation::group`]).
+        rotations: rotation::group::GroupCommit,
     },
     Postgres(PgPool),
 }
@@ -109,7 +111,12 @@ impl Db {
                 .connect_with(options.read_only(true))
                 .await
                 .context("cannot open the SQLite database")?;
-            Db::Sqlite { writer, reader }
+            let rotations = rotation::group::GroupCommit::start(writer.clone());
+            Db::Sqlite {
+                writer,
+                reader,
+                rotations,
+            }
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://");
         };
@@ -154,6 +161,7 @@ impl Db {
                     .await
                     .context("cannot open the SQLite database for the change feed")?;
                 Ok(Db::Sqlite {
+                    rotations: rotation::group::GroupCommit::start(pool.clone()),
                     writer: pool.clone(),
                     reader: pool,
                 })
@@ -207,7 +215,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

@@ -106,7 +106,7 @@ pub enum Pool<'a> {
 }
 
 /// The values of `args`, in order, as the arguments of one statement of `DB`.
-fn arguments<'q, DB>(args: &[Arg<'q>]) -> Result<DB::Arguments<'q>, sqlx::Error>
+pub(crate) fn arguments<'q, DB>(args: &[Arg<'q>]) -> Result<DB::Arguments<'q>, sqlx::Error>
 where
     DB: Database,
     Uuid: Encode<'q, DB> + Type<DB>,

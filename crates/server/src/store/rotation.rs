@@ -49,10 +49,14 @@
 //! token's `created_at`, and a token of a newer generation also moves the session's
 //! `generation` to it and sets `rotated_at`. The SQLite statement here only inserts;
 //! the single writer connection runs it atomically, and its `WHERE` is the
-//! compare-and-swap. PostgreSQL has no trigger: its statement updates the session row
-//! itself, and the row lock of that `UPDATE` is the compare-and-swap.
+//! compare-and-swap. Rotations waiting for the writer commit together ([`group`]),
+//! each statement still its own compare-and-swap. PostgreSQL has no trigger: its
+//! statement updates the session row itself, and the row lock of that `UPDATE` is the
+//! compare-and-swap.
 
 use super::pool::row;
+
+pub mod group;
 use uuid::Uuid;
 
 use super::sessions::{Issued, Lifetimes};
@@ -210,7 +214,7 @@ fn judge(
 row! {
     /// A successful [`advance`]: the session, when (the database's now), the successor's
     /// expiry and the user.
-    struct Advanced {
+    pub struct Advanced {
         session_id: Uuid,
         created_at: i64,
         expires_at: i64,
@@ -234,10 +238,66 @@ impl Advanced {
     }
 }
 
+/// The statement of [`advance`] on SQLite, whose placeholders are [`group::Advance::args`].
+/// The trigger moves the session on. `RETURNING` sees only the inserted row, hence the
+/// subqueries for the user.
+const ADVANCE_SQLITE: &str = concat!(
+    "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+     SELECT $1, s.id, s.generation + 1, c.now, MIN(c.now + $2, s.expires_at)
+       FROM (SELECT ",
+    db_now!(sqlite),
+    " AS now) c,
+            refresh_tokens t JOIN sessions s ON s.id = t.session_id
+            JOIN users u ON u.id = s.user_id
+      WHERE t.token_hash = $3 AND t.generation = s.generation AND s.revoked_at IS NULL
+        AND t.expires_at > c.now AND s.expires_at > c.now
+        AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
+        AND s.credential_version = u.credential_version
+     RETURNING session_id, created_at, expires_at,
+        (SELECT dpop_jkt FROM sessions WHERE id = refresh_tokens.session_id) AS dpop_jkt,
+        (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
+        (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id = refresh_tokens.session_id) AS username,
+        (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id = refresh_tokens.session_id) AS user_created_at"
+);
+
+/// How many values [`ADVANCE_SQLITE`] and [`ADVANCE_POSTGRES`] take.
+const ADVANCE_ARGS: usize = 5;
+
+/// The statement of [`advance`] on PostgreSQL. A concurrent rotation holds the session
+/// row until it commits; this UPDATE then re-checks its condition against the new row,
+/// where the generations no longer match.
+const ADVANCE_POSTGRES: &str = concat!(
+    "WITH c AS (SELECT ",
+    db_now!(postgres),
+    " AS now),
+     advanced AS (
+        UPDATE sessions s
+           SET generation = s.generation + 1, rotated_at = c.now, last_used_at = c.now
+          FROM refresh_tokens t, c, users u
+         WHERE t.token_hash = $3 AND s.id = t.session_id AND s.generation = t.generation
+           AND s.revoked_at IS NULL AND t.expires_at > c.now AND s.expires_at > c.now
+           AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
+           AND u.id = s.user_id AND s.credential_version = u.credential_version
+        RETURNING s.id, s.generation, s.user_id, s.dpop_jkt, c.now,
+                  LEAST(c.now + $2, s.expires_at) AS expires_at),
+     inserted AS (
+        INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+        SELECT $1, id, generation, now, expires_at FROM advanced
+        RETURNING session_id, created_at, expires_at)
+     SELECT i.session_id, i.created_at, i.expires_at, u.id AS user_id, u.username,
+            u.created_at AS user_created_at, a.dpop_jkt
+       FROM inserted i
+       JOIN advanced a ON a.id = i.session_id
+       JOIN users u ON u.id = a.user_id"
+);
+
 /// When `presented` is its session's current, unexpired token, the session is live
 /// and bound to the presenter's key (or to none, where that may rotate): inserts
 /// `successor` as the token of the next generation and moves the session to it, in one
-/// statement. `None`, and nothing changed, otherwise.
+/// statement. `None`, and nothing changed, otherwise. On SQLite the statement runs in
+/// the next group commit ([`group`]).
 async fn advance(
     db: &Db,
     presented: &[u8],
@@ -245,62 +305,20 @@ async fn advance(
     presenter: Presenter<'_>,
     lifetimes: &Lifetimes,
 ) -> Result<Option<Advanced>> {
-    let sql = if db.is_sqlite() {
-        // The trigger moves the session on. `RETURNING` sees only the inserted row,
-        // hence the subqueries for the user.
-        concat!(
-            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-             SELECT $1, s.id, s.generation + 1, c.now, MIN(c.now + $2, s.expires_at)
-               FROM (SELECT ", db_now!(sqlite), " AS now) c,
-                    refresh_tokens t JOIN sessions s ON s.id = t.session_id
-                    JOIN users u ON u.id = s.user_id
-              WHERE t.token_hash = $3 AND t.generation = s.generation AND s.revoked_at IS NULL
-                AND t.expires_at > c.now AND s.expires_at > c.now
-                AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
-                AND s.credential_version = u.credential_version
-             RETURNING session_id, created_at, expires_at,
-                (SELECT dpop_jkt FROM sessions WHERE id = refresh_tokens.session_id) AS dpop_jkt,
-                (SELECT user_id FROM sessions WHERE id = refresh_tokens.session_id) AS user_id,
-                (SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
-                  WHERE s.id = refresh_tokens.session_id) AS username,
-                (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
-                  WHERE s.id = refresh_tokens.session_id) AS user_created_at"
-        )
-    } else {
-        // A concurrent rotation holds the session row until it commits; this UPDATE
-        // then re-checks its condition against the new row, where the generations no
-        // longer match.
-        concat!(
-            "WITH c AS (SELECT ", db_now!(postgres), " AS now),
-             advanced AS (
-                UPDATE sessions s
-                   SET generation = s.generation + 1, rotated_at = c.now, last_used_at = c.now
-                  FROM refresh_tokens t, c, users u
-                 WHERE t.token_hash = $3 AND s.id = t.session_id AND s.generation = t.generation
-                   AND s.revoked_at IS NULL AND t.expires_at > c.now AND s.expires_at > c.now
-                   AND (s.dpop_jkt = $4 OR (s.dpop_jkt IS NULL AND $5 = 1))
-                   AND u.id = s.user_id AND s.credential_version = u.credential_version
-                RETURNING s.id, s.generation, s.user_id, s.dpop_jkt, c.now,
-                          LEAST(c.now + $2, s.expires_at) AS expires_at),
-             inserted AS (
-                INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-                SELECT $1, id, generation, now, expires_at FROM advanced
-                RETURNING session_id, created_at, expires_at)
-             SELECT i.session_id, i.created_at, i.expires_at, u.id AS user_id, u.username,
-                    u.created_at AS user_created_at, a.dpop_jkt
-               FROM inserted i
-               JOIN advanced a ON a.id = i.session_id
-               JOIN users u ON u.id = a.user_id"
-        )
+    let advance = group::Advance {
+        successor_hash: successor.hash.to_vec(),
+        idle: lifetimes.idle,
+        presented_hash: presented.to_vec(),
+        jkt: presenter.jkt.map(str::to_owned),
+        bearer_allowed: presenter.bearer_allowed,
     };
-    let args = [
-        successor.hash[..].into(),
-        lifetimes.idle.into(),
-        presented.into(),
-        presenter.jkt.into(),
-        i64::from(presenter.bearer_allowed).into(),
-    ];
-    Ok(db.write().fetch_optional(sql, &args).await?)
+    match db {
+        Db::Sqlite { rotations, .. } => Ok(rotations.advance(advance).await?),
+        Db::Postgres(_) => Ok(db
+            .write()
+            .fetch_optional(ADVANCE_POSTGRES, &advance.args())
+            .await?),
+    }
 }
 
 row! {

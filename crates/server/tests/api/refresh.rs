@@ -314,3 +314,115 @@ async fn losing_every_rotation_pass_is_a_retryable_503(backend: Backend) {
     let next = app.refresh_ok(&pair.refresh_token).await;
     assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
 }
+
+/// The writer connection held by the test, so that rotations queue behind it as they
+/// do under load; released after `hold`.
+async fn with_writer_held<F: std::future::Future>(
+    app: &TestApp,
+    hold: Duration,
+    f: F,
+) -> F::Output {
+    let baton_server::store::Db::Sqlite { writer, .. } = &app.state.db else {
+        panic!("SQLite only");
+    };
+    let held = writer.acquire().await.unwrap();
+    let release = async move {
+        tokio::time::sleep(hold).await;
+        drop(held);
+    };
+    tokio::join!(f, release).0
+}
+
+/// A SQLite server with `n` users logged in, every request from one address unlimited.
+async fn sqlite_users(n: usize) -> (TestApp, Vec<TokenPair>) {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.limits.login_per_ip = 0;
+        c.limits.refresh_per_ip = 0;
+    })
+    .await;
+    let mut pairs = Vec::new();
+    for i in 0..n {
+        pairs.push(app.signup(&format!("user{i}")).await);
+    }
+    (app, pairs)
+}
+
+fn group_commit(app: &TestApp) -> &baton_server::store::rotation::group::GroupCommit {
+    match &app.state.db {
+        baton_server::store::Db::Sqlite { rotations, .. } => rotations,
+        _ => panic!("SQLite only"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_waiting_for_the_sqlite_writer_commit_together() {
+    let (app, pairs) = sqlite_users(24).await;
+    let before = group_commit(&app).transactions();
+    let refreshes = join_all(pairs.iter().map(|p| app.refresh(&p.refresh_token)));
+    let responses = with_writer_held(&app, Duration::from_millis(800), refreshes).await;
+    let transactions = group_commit(&app).transactions() - before;
+    for (r, pair) in responses.into_iter().zip(&pairs) {
+        assert_eq!(r.status(), StatusCode::OK);
+        let next: TokenPair = r.json().await.unwrap();
+        assert_eq!(next.session_id, pair.session_id, "each its own session");
+        assert_eq!(next.user.id, pair.user.id, "and its own user");
+        assert_eq!(
+            app.refresh_tokens_of_generation(pair.session_id, 1).await,
+            1
+        );
+        assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
+        app.refresh_ok(&next.refresh_token).await;
+    }
+    // The first waits for the writer alone; the others queue behind it and go together.
+    assert!(
+        transactions <= 3,
+        "24 waiting rotations took {transactions} transactions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_fails_in_a_group_fails_alone() {
+    use baton_server::refresh_token::hash;
+    use baton_server::store::rotation::group::Advance;
+    let (app, pairs) = sqlite_users(8).await;
+    // A statement that cannot succeed: its successor is a token already stored (the
+    // primary key refuses it), while its presented token is a live session's current one.
+    let failing = Advance {
+        successor_hash: hash(&pairs[1].refresh_token).to_vec(),
+        idle: 60_000,
+        presented_hash: hash(&pairs[0].refresh_token).to_vec(),
+        jkt: None,
+        bearer_allowed: true,
+    };
+    let group = group_commit(&app);
+    let work = async {
+        tokio::join!(
+            join_all(pairs[1..].iter().map(|p| app.refresh(&p.refresh_token))),
+            async {
+                // Queued behind the others, so that it lands in their group.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                group.advance(failing).await
+            }
+        )
+    };
+    let (responses, failed) = with_writer_held(&app, Duration::from_millis(800), work).await;
+    assert!(failed.is_err(), "the colliding insert fails");
+    for (r, pair) in responses.into_iter().zip(&pairs[1..]) {
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "a neighbour's failure is not mine"
+        );
+        assert_eq!(
+            app.refresh_tokens_of_generation(pair.session_id, 1).await,
+            1
+        );
+    }
+    assert_eq!(
+        app.refresh_tokens_of_generation(pairs[0].session_id, 1)
+            .await,
+        0,
+        "the failed rotation changed nothing"
+    );
+    app.refresh_ok(&pairs[0].refresh_token).await;
+}
