@@ -138,26 +138,29 @@ test("another user's login in another tab: nothing of the first user's is sent u
   });
   context.on('requestfailed', (r) => auth.push(`${tab(r)} ${new URL(r.url()).pathname} failed: ${r.failure()?.errorText}`));
   const posts: string[] = [];
-  let bobIn!: Promise<void>;
+  // Set in the same step as the first post is counted, so that the test, once it sees
+  // that post, always waits for bob's login (and never navigates tab B away from it).
+  let bobIn: Promise<void> | undefined;
   await tabA.route('**/api/notes', async (route) => {
     posts.push(route.request().headers()['authorization'] ?? '');
     // The real answer (401 token_expired) reaches tab A only after bob logged in in tab
     // B and tab A saw it.
-    const response = await route.fetch();
+    const answer = route.fetch();
     if (posts.length === 1) {
-      bobIn = (async () => {
+      bobIn = answer.then(async () => {
         await logIn(tabB, bob);
         await tabA.waitForFunction(
           ([key, name]) => JSON.parse(localStorage.getItem(key) ?? '{}').user?.username === name,
           [SESSION_KEY, bob] as const,
         );
-      })();
+      });
       await bobIn;
     }
-    await route.fulfill({ response });
+    await route.fulfill({ response: await answer });
   });
   await tabA.getByTestId('save').click();
   await expect.poll(() => posts.length).toBeGreaterThan(0);
+  expect(bobIn, 'bob logs in once tab A has posted').toBeDefined();
   await bobIn;
   await tabA.waitForTimeout(1_000);
   expect(posts.length, 'POST /api/notes sent by tab A').toBe(1);
