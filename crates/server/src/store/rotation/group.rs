@@ -91,34 +91,31 @@ impl GroupCommit {
 /// Runs a batch and answers each of its rotations; returns how many transactions it
 /// took.
 async fn commit(writer: &SqlitePool, batch: Vec<(Advance, Reply)>) -> u64 {
-    let outcome = match batch.len() {
-        // Alone, the statement is its own transaction, as without batching.
-        1 => None,
-        _ => Some(in_one_transaction(writer, &batch).await),
-    };
-    match outcome {
-        Some(Ok(rows)) => {
-            for ((_, reply), row) in batch.into_iter().zip(rows) {
-                // A caller that went away (its client hung up) misses nothing it can use.
-                let _ = reply.send(Ok(row));
+    // Alone, the statement is its own transaction, as without batching.
+    let mut transactions = 0;
+    if batch.len() > 1 {
+        transactions += 1;
+        match in_one_transaction(writer, &batch).await {
+            Ok(rows) => {
+                for ((_, reply), row) in batch.into_iter().zip(rows) {
+                    // A caller that went away (its client hung up) misses nothing it can use.
+                    let _ = reply.send(Ok(row));
+                }
+                return transactions;
             }
-            1
-        }
-        None | Some(Err(_)) => {
-            if let Some(Err(error)) = &outcome {
+            Err(error) => {
                 tracing::warn!(%error, rotations = batch.len(), "a group commit of rotations failed; each runs again on its own");
             }
-            let tried = u64::from(outcome.is_some());
-            let alone = batch.len() as u64;
-            for (advance, reply) in batch {
-                let row = Pool::Sqlite(writer)
-                    .fetch_optional(ADVANCE_SQLITE, &advance.args())
-                    .await;
-                let _ = reply.send(row);
-            }
-            tried + alone
         }
     }
+    for (advance, reply) in batch {
+        transactions += 1;
+        let row = Pool::Sqlite(writer)
+            .fetch_optional(ADVANCE_SQLITE, &advance.args())
+            .await;
+        let _ = reply.send(row);
+    }
+    transactions
 }
 
 /// The batch's statements as one command in one transaction: each statement's row,
