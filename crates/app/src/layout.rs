@@ -18,13 +18,17 @@ pub fn Header() -> impl IntoView {
     let navigate = use_navigate();
     let log_out = move |_| {
         let user = state.user_id_untracked();
-        // Leave the protected page first, so nothing on it reacts to the logout.
+        // Forget the session (and so stop every tab's use of it) in this very event,
+        // before the login page is rendered: on a slow device that takes a while, and
+        // the tab may be closed right after the click. What reacts to it on this page
+        // runs after this handler, when the URL is already the login page's.
+        let on_server = baton_client::api::auth::logout();
         navigate(LOGIN_PATH, Default::default());
+        if let Some(user) = user {
+            drafts::discard_all(user);
+        }
         spawn_local(async move {
-            if let Some(user) = user {
-                drafts::discard_all(user);
-            }
-            let _ = baton_client::api::auth::logout().await;
+            let _ = on_server.await;
         });
     };
     view! {

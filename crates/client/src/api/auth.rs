@@ -1,5 +1,7 @@
 //! `/api/auth/*`: register, login, logout, logout-all.
 
+use std::future::Future;
+
 use baton_shared::{LoginRequest, RegisterRequest, User, UserEnvelope};
 
 use crate::{call_no_content, call_public, json_body, runtime, ClientError, Method};
@@ -16,11 +18,13 @@ pub async fn login(request: &LoginRequest) -> Result<User, ClientError> {
     runtime::log_in(json_body(request)).await
 }
 
-/// Logs out: forgets the session in every tab at once, then ends it on the server with
-/// a request that survives the page closing. The local logout happens even if the
-/// server cannot be reached (the error is still returned, for the app to mention).
-pub async fn logout() -> Result<(), ClientError> {
-    runtime::log_out_on_server(runtime::take_session()).await
+/// Logs out: forgets the session in every tab at once, during this call, before the
+/// future it gives back is first polled (so before the page renders anything else);
+/// the future ends the session on the server with a request that survives the page
+/// closing. The local logout happens even if the server cannot be reached (the error
+/// is still returned, for the app to mention) or the future is dropped.
+pub fn logout() -> impl Future<Output = Result<(), ClientError>> {
+    runtime::log_out_on_server(runtime::take_session())
 }
 
 /// `POST /api/auth/logout-all`: ends every session of the user, then this one locally.
