@@ -33,6 +33,13 @@ const externalBaseUrl = process.env.BATON_E2E_BASE_URL?.replace(/\/+$/, '');
 
 export const BASE_URL = externalBaseUrl || `http://127.0.0.1:${PORT}`;
 
+/**
+ * A second server (on the next port, its own database) that allows one refresh per
+ * address every 20 s, and gives access tokens 12 s: its 429 `Retry-After` is real.
+ * Not started when testing an external server.
+ */
+export const THROTTLED_BASE_URL = externalBaseUrl ? undefined : `http://127.0.0.1:${PORT + 1}`;
+
 const repoRoot = path.resolve(__dirname, '..');
 
 // A fresh data directory per run (the server keeps its SQLite database and development
@@ -84,29 +91,45 @@ export default defineConfig({
       dependencies: ['chromium'],
     },
   ],
-  webServer: externalBaseUrl ? undefined : {
+  webServer: externalBaseUrl
+    ? undefined
+    : [
+        server(PORT, dataDir, {
+          BATON_ACCESS_TTL: String(ACCESS_TTL_SECONDS),
+          // Every test logs in from 127.0.0.1: the per-address limits (30 logins and
+          // 150 refreshes per 5 minutes) would throttle the suite. The limits
+          // themselves are tested in crates/server/tests/api/hardening.rs.
+          BATON_LOGIN_LIMIT_PER_IP: '10000',
+          BATON_REFRESH_LIMIT_PER_IP: '100000',
+        }),
+        server(PORT + 1, path.join(dataDir, 'throttled'), {
+          BATON_ACCESS_TTL: '12',
+          BATON_REFRESH_LIMIT_PER_IP: '1',
+          BATON_RATE_LIMIT_WINDOW: '20',
+        }),
+      ],
+});
+
+/** The release server on `port`, keeping its data in `dir`, with `env` besides. */
+function server(port: number, dir: string, env: Record<string, string>) {
+  return {
     command: process.env.BATON_E2E_SERVER || './target/release/baton-server',
     cwd: repoRoot, // the server finds target/site relative to it
-    url: `${BASE_URL}/api/health`,
+    url: `http://127.0.0.1:${port}/api/health`,
     reuseExistingServer: false,
     timeout: 30_000,
-    stdout: 'ignore',
-    stderr: 'pipe',
+    stdout: 'ignore' as const,
+    stderr: 'pipe' as const,
     env: {
-      BATON_DATA_DIR: dataDir,
+      BATON_DATA_DIR: dir,
       BATON_ENV: 'development',
-      BATON_ACCESS_TTL: String(ACCESS_TTL_SECONDS),
-      // Every test logs in from 127.0.0.1: the per-address limits (30 logins and 150
-      // refreshes per 5 minutes) would throttle the suite. The limits themselves are
-      // tested in crates/server/tests/api/hardening.rs.
-      BATON_LOGIN_LIMIT_PER_IP: '10000',
-      BATON_REFRESH_LIMIT_PER_IP: '100000',
-      LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: 'target/site',
       LEPTOS_SITE_PKG_DIR: 'pkg',
       LEPTOS_OUTPUT_NAME: 'baton',
       LEPTOS_ENV: 'PROD',
       RUST_LOG: 'info',
+      ...env,
     },
-  },
-});
+  };
+}

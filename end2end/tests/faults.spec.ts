@@ -5,6 +5,7 @@
 // the context offline) or in the page (storage made to throw by an init script).
 import type { APIRequestContext, Page, Request } from '@playwright/test';
 import { test, expect, gotoHydrated } from './fixtures';
+import { THROTTLED_BASE_URL } from '../playwright.config';
 import {
   ACCESS_TTL_MS,
   PASSWORD,
@@ -300,4 +301,70 @@ test('a tab that missed a logout (back from the back/forward cache) applies it o
   });
   await expect(tabA).toHaveURL(/\/login/, { timeout: 1_000 });
   await expect(tabA.getByTestId('logout')).toHaveCount(0);
+});
+
+test.describe('against a server that allows one refresh per address every 20 s', () => {
+  test.use({
+    baseURL: THROTTLED_BASE_URL,
+    allowedConsoleErrors: [/status of (401|403|429)|ERR_INTERNET_DISCONNECTED|Failed to fetch/],
+  });
+
+  test("a server's Retry-After binds every tab: no wake-up, second tab or reload presents the token before it", async ({
+    context,
+    page,
+    request,
+  }) => {
+    test.skip(!THROTTLED_BASE_URL, 'needs the throttled server Playwright starts');
+    test.setTimeout(90_000);
+    const username = await registerUser(request, 'throttled');
+    await logIn(page, username);
+    // Another client behind the same address (an office behind one NAT) spends the
+    // address's refresh: the tab's own proactive refresh (9 s after login) then meets
+    // a real 429 with the time left as Retry-After.
+    const login = await request.post('/api/auth/login', { data: { username, password: PASSWORD } });
+    const other = await login.json();
+    const spent = await request.post('/api/auth/refresh', {
+      data: { refresh_token: other.refresh_token },
+    });
+    expect(spent.status(), 'the address had its one refresh').toBe(200);
+
+    const sent: { at: number; tab: string }[] = [];
+    const watch = (tab: Page, name: string) =>
+      tab.on('request', (r) => {
+        if (r.url().endsWith('/api/auth/refresh')) sent.push({ at: Date.now(), tab: name });
+      });
+    watch(page, 'A');
+    const throttled = await page.waitForResponse(
+      (r) => r.url().endsWith('/api/auth/refresh') && r.status() === 429,
+      { timeout: 20_000 },
+    );
+    const retryAfterS = Number(await throttled.headerValue('retry-after'));
+    const retryAt = Date.now() + retryAfterS * 1000;
+    expect(retryAfterS, 'a Retry-After worth waking up against').toBeGreaterThanOrEqual(5);
+    await expect(page.getByTestId('connection-status')).toContainText('Reconnecting');
+    const before = sent.length;
+
+    // Everything that used to retry at once: the network coming back (a real `online`
+    // event), the user's "Retry now", a second tab whose token is due, a reload.
+    await context.setOffline(true);
+    await context.setOffline(false);
+    await page.getByTestId('connection-status').getByRole('button', { name: 'Retry now' }).click();
+    const tabB = await context.newPage();
+    watch(tabB, 'B');
+    await gotoHydrated(tabB, '/notes');
+    await gotoHydrated(page, '/notes');
+    await sleep(Math.max(0, retryAt - Date.now() - 1_000));
+    expect(
+      sent.slice(before).map((s) => `${s.tab} ${s.at - retryAt} ms`),
+      'refreshes sent before the Retry-After passed',
+    ).toEqual([]);
+
+    // Once it has passed, one refresh succeeds and both tabs carry on logged in.
+    await expect(page.getByTestId('connection-status')).toBeEmpty({ timeout: 15_000 });
+    await expect(tabB.getByTestId('connection-status')).toBeEmpty({ timeout: 5_000 });
+    for (const tab of [page, tabB]) {
+      await expect(tab).toHaveURL(/\/notes$/);
+      await tenCallsSucceed(tab);
+    }
+  });
 });

@@ -28,17 +28,18 @@
 //! | `CatchingUp` | | `Polled`, still the spent token | `CatchingUp` | `Poll` |
 //! | *decide* | | another session stored (another user logged in) | `Idle` | `Adopt`, `Unlock`, *done* `SessionEnded` |
 //! | *decide* | | stored token not the flight's, access usable | `Idle` | `Adopt`, `Unlock`, *done* `Ok` |
+//! | *decide* | | the stored session's wait (after a failure) is not over | `BackingOff` | `Unlock`, `Connection(Reconnecting)`, `Sleep` until then |
 //! | *decide* | | otherwise | `Requesting` | `Send` the stored refresh token |
 //! | `Requesting` | the server | `Answered`, tokens, storage still holds the presented token | `Marking` | `Mark` the presented token spent |
 //! | `Requesting` | | `Answered`, tokens, storage holds something else | *moved on* | |
 //! | `Requesting` | | `Answered`, refused | `Idle` | `Unlock`, `End`, *done* `SessionEnded` |
-//! | `Requesting` | | `Answered`, failed (network, 429, 5xx) | `BackingOff` | `Unlock`, `Connection(Reconnecting)`, `Sleep` |
+//! | `Requesting` | | `Answered`, failed (network, 429, 5xx) | `BackingOff` | `StoreWait` beside the tokens (if storage still holds the presented one), `Unlock`, `Connection(Reconnecting)`, `Sleep` |
 //! | `Marking` | the spent mark | `Marked`, storage still holds the presented token | `Idle` | `Store` the new tokens, `Unlock`, *done* `Ok` |
 //! | `Marking` | | `Marked`, storage holds something else | *moved on* | |
 //! | *moved on* | | nothing stored (logged out meanwhile) | `Idle` | *gone* |
 //! | *moved on* | | otherwise | *decide* | |
-//! | `BackingOff` | a timer | `Slept`, or `Wake` | `Locking` | `Lock` |
-//! | not `BackingOff` | | `Wake` | same | |
+//! | `BackingOff` | a timer | `Slept`, `Stored`, or `Wake` (the next *decide* skips the client backoff) | `Locking` | `Lock` |
+//! | not `BackingOff` | | `Wake`, `Stored` | same | |
 //! | any | | `Late`, tokens, storage still holds the token it was asked with | as `Wake` | `Store` the new tokens first |
 //! | any | | `Late`, otherwise | same | |
 //!
@@ -46,6 +47,12 @@
 //! `SessionEnded`; *done* is `Connection(Online)` and `Settle`: every caller of the
 //! flight is told the outcome. Whatever this tab writes to storage (`Store`) comes before
 //! `Unlock`, so the next tab to hold the lock can find it.
+//!
+//! A failed refresh's wait is shared: the server's `Retry-After` and the backoff go into
+//! the session's document ([`StoredSession::wait_until`]), so every tab, and a tab reloaded meanwhile,
+//! waits them out before presenting the token. A wake-up (back online, visible again,
+//! "Retry now") skips only the backoff, never the server's `Retry-After`. The next tokens
+//! come without a wait.
 //!
 //! Every commit is a compare-and-set: new tokens are stored only while storage still
 //! holds the token they were asked with (so neither a logout nor another user's login
@@ -186,14 +193,17 @@ pub enum Event<W, L> {
         ticket: Ticket,
     },
     /// Retry now instead of waiting out the backoff (`online`, the page becoming
-    /// visible, the user asking).
+    /// visible, the user asking), though never before a server's `Retry-After`.
     Wake,
+    /// Another tab changed the stored session: a flight backing off looks at it now
+    /// (new tokens end its wait; a wait stored beside the same tokens does not).
+    Stored,
 }
 
 impl<W, L> Event<W, L> {
     fn ticket(&self) -> Option<Ticket> {
         match self {
-            Event::Need { .. } | Event::Wake | Event::Late { .. } => None,
+            Event::Need { .. } | Event::Wake | Event::Stored | Event::Late { .. } => None,
             Event::Locked { ticket, .. }
             | Event::Checked { ticket, .. }
             | Event::Polled { ticket, .. }
@@ -232,6 +242,9 @@ pub enum Effect<W, L> {
     Adopt(StoredSession),
     /// Write this session to storage, and use it.
     Store(StoredSession),
+    /// The same tokens with a failure's wait: write it if storage takes it (a refused
+    /// write loses only the wait, never the tokens), and use it.
+    StoreWait(StoredSession),
     /// The server refused this session.
     End(EndReason, Uuid),
     /// Nothing is stored any more: end the session this tab holds, as logged out in

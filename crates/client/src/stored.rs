@@ -42,6 +42,20 @@ pub struct StoredSession {
     /// key itself, which no script can read); absent for a Bearer session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<String>,
+    /// The wait after a failed refresh, shared by every tab through this document (so
+    /// a tab that did not fail, or was reloaded, waits as well); the next tokens come
+    /// without one. Until `retry_after_until` (the server's `Retry-After`) no tab
+    /// presents the refresh token, woken or not; until `backoff_until` (the client's
+    /// backoff) only a tab woken (back online, visible again, "Retry now") does, as its
+    /// reason to wait may be gone. 0 when there is none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_after_until: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub backoff_until: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl fmt::Debug for StoredSession {
@@ -57,6 +71,8 @@ impl fmt::Debug for StoredSession {
             .field("user", &self.user)
             .field("refreshes", &self.refreshes)
             .field("dpop_key", &self.dpop_key)
+            .field("retry_after_until", &self.retry_after_until)
+            .field("backoff_until", &self.backoff_until)
             .finish()
     }
 }
@@ -88,6 +104,8 @@ impl StoredSession {
             user: pair.user,
             refreshes,
             dpop_key: None,
+            retry_after_until: 0,
+            backoff_until: 0,
         }
     }
 
@@ -95,6 +113,26 @@ impl StoredSession {
     pub fn with_dpop_key(mut self, key: Option<String>) -> Self {
         self.dpop_key = key;
         self
+    }
+
+    /// The same session, with the wait of a failed refresh.
+    pub fn waiting(self, retry_after_until: i64, backoff_until: i64) -> Self {
+        Self {
+            retry_after_until,
+            backoff_until,
+            ..self
+        }
+    }
+
+    /// Until when a tab (`woken` or not) must wait before presenting the refresh token;
+    /// `None` if it need not.
+    pub fn wait_until(&self, now_ms: i64, woken: bool) -> Option<i64> {
+        let until = if woken {
+            self.retry_after_until
+        } else {
+            self.retry_after_until.max(self.backoff_until)
+        };
+        (until > now_ms).then_some(until)
     }
 
     /// Reads stored contents; `Err` means: remove them.
@@ -242,6 +280,24 @@ mod tests {
     fn what_is_stored_reads_back() {
         let s = StoredSession::from_pair(pair(), NOW, 0);
         assert_eq!(StoredSession::parse(&s.to_json()), Ok(s));
+    }
+
+    #[test]
+    fn a_failed_refreshs_wait_is_stored_and_binds_by_kind() {
+        let fresh = StoredSession::from_pair(pair(), NOW, 0);
+        // A document without a wait does not mention it (as those of older builds).
+        assert!(!fresh.to_json().contains("until"));
+        assert_eq!(fresh.wait_until(NOW, false), None);
+        let s = fresh.waiting(NOW + 20_000, NOW + 30_000);
+        assert_eq!(StoredSession::parse(&s.to_json()), Ok(s.clone()));
+        assert_eq!(s.wait_until(NOW, false), Some(NOW + 30_000));
+        assert_eq!(
+            s.wait_until(NOW, true),
+            Some(NOW + 20_000),
+            "woken: the server's only"
+        );
+        assert_eq!(s.wait_until(NOW + 20_000, true), None);
+        assert_eq!(s.wait_until(NOW + 30_000, false), None);
     }
 
     #[test]

@@ -72,10 +72,15 @@ impl Backoff {
             0.5
         };
         let jittered = (scheduled as f64 * (0.75 + 0.5 * jitter)) as i64;
-        let server = retry_after_ms
+        jittered.max(self.server_wait_ms(retry_after_ms)).max(0)
+    }
+
+    /// How much of a server's `Retry-After` is honoured: all of it, up to
+    /// `max_retry_after_ms`.
+    pub fn server_wait_ms(&self, retry_after_ms: Option<i64>) -> i64 {
+        retry_after_ms
             .unwrap_or(0)
-            .clamp(0, self.max_retry_after_ms);
-        jittered.max(server).max(0)
+            .clamp(0, self.max_retry_after_ms)
     }
 }
 

@@ -10,7 +10,7 @@ use gloo_timers::callback::Timeout;
 use gloo_timers::future::TimeoutFuture;
 
 use super::{
-    config, end_session, lock, now_ms, send_proved, session, set_connection, set_session,
+    config, end_session, lock, now_ms, send_proved, session, set_connection, set_session, storage,
     stored_session, with, Persist,
 };
 use crate::error::ClientError;
@@ -42,9 +42,14 @@ pub(crate) async fn refresh_after(stale_access: &str) -> Outcome {
     }
 }
 
-/// Ends a backoff now.
+/// Ends a backoff now (not a server's `Retry-After`).
 pub(crate) fn retry_now() {
     dispatch(Event::Wake);
+}
+
+/// Another tab changed the stored session: a backoff looks at it now.
+pub(crate) fn look_again() {
+    dispatch(Event::Stored);
 }
 
 /// Steps the machine, then carries out its effects in order (with no borrow held, so an
@@ -76,6 +81,12 @@ fn perform(effect: Effect) {
         Effect::Unlock(lock) => lock.release(),
         Effect::Adopt(s) => set_session(Some(s), Persist::No),
         Effect::Store(s) => set_session(Some(s), Persist::Yes),
+        Effect::StoreWait(s) => {
+            if !with(|rt| rt.memory_only.get()) {
+                let _ = storage::save_session(&config().storage_key, &s);
+            }
+            set_session(Some(s), Persist::No);
+        }
         Effect::End(reason, session_id) => end_session(reason, session_id),
         Effect::EndHeld => {
             if let Some(s) = session() {

@@ -6,7 +6,7 @@ use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::driver::{refresh_after, retry_now};
+use super::driver::{look_again, refresh_after, retry_now};
 use super::{
     config, end_session, is_ended, now_ms, session, set_session, storage, stored_session, with,
     Persist,
@@ -56,7 +56,7 @@ fn catch_up() {
         Some(stored) => {
             set_session(Some(stored), Persist::No);
             // Another tab's tokens (or login) end this tab's wait for its own refresh.
-            retry_now();
+            look_again();
         }
         None => {
             if let Some(s) = session() {

@@ -17,6 +17,9 @@ struct Flight<W> {
     known_refresh: String,
     /// Consecutive failed attempts.
     failures: u32,
+    /// Woken from its backoff (back online, visible, "Retry now"): the next attempt
+    /// need not wait out a client backoff, only a server's `Retry-After`.
+    woken: bool,
     waiters: Vec<W>,
 }
 
@@ -138,7 +141,7 @@ impl<W, L> Machine<W, L> {
         else {
             return (State::Idle, stale(event));
         };
-        if !matches!(event, Event::Wake) && event.ticket() != Some(awaiting) {
+        if event.ticket().is_some_and(|ticket| ticket != awaiting) {
             let state = State::Busy {
                 flight,
                 phase,
@@ -147,7 +150,11 @@ impl<W, L> Machine<W, L> {
             return (state, stale(event));
         }
         match (phase, event) {
-            (Phase::BackingOff, Event::Wake | Event::Slept { .. }) => self.lock(flight),
+            (Phase::BackingOff, Event::Wake) => {
+                flight.woken = true;
+                self.lock(flight)
+            }
+            (Phase::BackingOff, Event::Slept { .. } | Event::Stored) => self.lock(flight),
             (Phase::Locking, Event::Locked { lock, stored, .. }) => match stored {
                 None => gone(flight, lock),
                 Some(stored) => {
@@ -199,21 +206,16 @@ impl<W, L> Machine<W, L> {
                 }
                 Reply::Failed { retry_after_ms } => {
                     flight.failures = flight.failures.saturating_add(1);
-                    let failures = flight.failures;
-                    let delay = ctx.backoff.delay_ms(failures, ctx.jitter, retry_after_ms);
-                    let reconnecting = Connection::Reconnecting {
-                        failures,
-                        retry_at: ctx.now_ms + delay,
-                        cooling_down: ctx.backoff.cooling_down(failures),
-                    };
-                    let (state, t) = self.await_io(flight, Phase::BackingOff);
-                    let sleep = Effect::Io(t, Io::Sleep(delay.clamp(0, i32::MAX as i64) as u32));
-                    let effects = vec![
-                        Effect::Unlock(lock),
-                        Effect::Connection(reconnecting),
-                        sleep,
-                    ];
-                    (state, effects)
+                    let delay = ctx
+                        .backoff
+                        .delay_ms(flight.failures, ctx.jitter, retry_after_ms);
+                    let server = ctx.now_ms + ctx.backoff.server_wait_ms(retry_after_ms);
+                    let retry_at = ctx.now_ms + delay;
+                    // Every tab waits too: the wait goes beside the tokens, if storage
+                    // still holds the ones presented (else it is another session's).
+                    let store = now.filter(|now| now.refresh_token == stored.refresh_token);
+                    let store = store.map(|now| now.waiting(server, retry_at));
+                    self.back_off(flight, lock, retry_at, store, ctx)
                 }
             },
             (Phase::Marking { lock, stored, pair }, Event::Marked { stored: now, .. }) => {
@@ -225,7 +227,7 @@ impl<W, L> Machine<W, L> {
                 let effects = vec![Effect::Store(fresh), Effect::Unlock(lock)];
                 done(flight, effects, Ok(()))
             }
-            // A `Wake` outside `BackingOff`. (Any other pair cannot happen: a ticket
+            // A `Wake` or `Stored` outside `BackingOff`. (Any other pair cannot happen: a ticket
             // names one I/O, asked for by the phase that awaits it.)
             (phase, event) => {
                 let state = State::Busy {
@@ -259,6 +261,7 @@ impl<W, L> Machine<W, L> {
                 session_id: held.session_id,
                 known_refresh: held.refresh_token,
                 failures: 0,
+                woken: false,
                 waiters: vec![waiter],
             }),
             State::Busy {
@@ -358,10 +361,37 @@ impl<W, L> Machine<W, L> {
         (state, effects)
     }
 
-    /// Holding the lock with `stored` read: use another tab's tokens, or refresh.
-    fn decide(
+    /// Lets go of the lock and waits until `retry_at` (having written `store` first,
+    /// if given).
+    fn back_off(
         &mut self,
         flight: Flight<W>,
+        lock: L,
+        retry_at: i64,
+        store: Option<StoredSession>,
+        ctx: &Ctx,
+    ) -> Step<W, L> {
+        let reconnecting = Connection::Reconnecting {
+            failures: flight.failures.max(1),
+            retry_at,
+            cooling_down: ctx.backoff.cooling_down(flight.failures),
+        };
+        let (state, t) = self.await_io(flight, Phase::BackingOff);
+        let wait = (retry_at - ctx.now_ms).clamp(0, i32::MAX as i64) as u32;
+        let mut effects: Vec<_> = store.map(Effect::StoreWait).into_iter().collect();
+        effects.extend([
+            Effect::Unlock(lock),
+            Effect::Connection(reconnecting),
+            Effect::Io(t, Io::Sleep(wait)),
+        ]);
+        (state, effects)
+    }
+
+    /// Holding the lock with `stored` read: use another tab's tokens, wait out a
+    /// failure's wait (this tab's or another's), or refresh.
+    fn decide(
+        &mut self,
+        mut flight: Flight<W>,
         lock: L,
         stored: StoredSession,
         ctx: &Ctx,
@@ -374,6 +404,10 @@ impl<W, L> Machine<W, L> {
             let effects = vec![Effect::Adopt(stored), Effect::Unlock(lock)];
             return done(flight, effects, Ok(()));
         }
+        if let Some(until) = stored.wait_until(ctx.now_ms, flight.woken) {
+            return self.back_off(flight, lock, until, None, ctx);
+        }
+        flight.woken = false;
         let token = stored.refresh_token.clone();
         let (state, t) = self.await_io(flight, Phase::Requesting { lock, stored });
         (state, vec![Effect::Io(t, Io::Send(token))])

@@ -119,6 +119,28 @@ fn marking() -> Vec<E> {
     path.push(answered(3, Reply::Tokens(pair(2)), Some(session(1))));
     path
 }
+/// `Checking`, the stored session being `stored`.
+fn checking_with(stored: StoredSession) -> Vec<E> {
+    let mut path = locking();
+    path.push(locked(1, Some(stored)));
+    path
+}
+/// Woken from a backoff, holding the lock again with `stored` read.
+fn woken_with(stored: StoredSession) -> Vec<E> {
+    let mut path = backing_off();
+    path.push(Event::Wake);
+    path.push(locked(5, Some(stored)));
+    path
+}
+fn failed() -> Reply {
+    Reply::Failed {
+        retry_after_ms: None,
+    }
+}
+/// Session `n` with a failure's wait stored beside it.
+fn waiting(n: u32, server: i64, backoff: i64) -> StoredSession {
+    session(n).waiting(server, backoff)
+}
 fn backing_off() -> Vec<E> {
     let mut path = requesting();
     let failed = Reply::Failed {
@@ -419,6 +441,7 @@ fn transition_table() {
             ),
             "BackingOff",
             vec![
+                Effect::StoreWait(waiting(1, NOW + 30_000, NOW + 30_000)),
                 Effect::Unlock(LOCK),
                 Effect::Connection(Connection::Reconnecting {
                     failures: 1,
@@ -426,6 +449,110 @@ fn transition_table() {
                     cooling_down: false,
                 }),
                 Effect::Io(t(4), Io::Sleep(30_000)),
+            ],
+        ),
+        row(
+            "failed after storage moved on: back off, storing nothing",
+            requesting(),
+            answered(3, failed(), Some(bob())),
+            "BackingOff",
+            vec![
+                Effect::Unlock(LOCK),
+                Effect::Connection(Connection::Reconnecting {
+                    failures: 1,
+                    retry_at: NOW + 1_000,
+                    cooling_down: false,
+                }),
+                Effect::Io(t(4), Io::Sleep(1_000)),
+            ],
+        ),
+        row(
+            "a tab that did not fail waits out another tab's backoff",
+            checking_with(waiting(1, 0, NOW + 5_000)),
+            checked(2, false, Some(waiting(1, 0, NOW + 5_000))),
+            "BackingOff",
+            vec![
+                Effect::Unlock(LOCK),
+                Effect::Connection(Connection::Reconnecting {
+                    failures: 1,
+                    retry_at: NOW + 5_000,
+                    cooling_down: false,
+                }),
+                Effect::Io(t(3), Io::Sleep(5_000)),
+            ],
+        ),
+        row(
+            "... and a server's Retry-After",
+            checking_with(waiting(1, NOW + 20_000, NOW + 20_000)),
+            checked(2, false, Some(waiting(1, NOW + 20_000, NOW + 20_000))),
+            "BackingOff",
+            vec![
+                Effect::Unlock(LOCK),
+                Effect::Connection(Connection::Reconnecting {
+                    failures: 1,
+                    retry_at: NOW + 20_000,
+                    cooling_down: false,
+                }),
+                Effect::Io(t(3), Io::Sleep(20_000)),
+            ],
+        ),
+        Row {
+            now_ms: NOW + 5_000,
+            ..row(
+                "a wait that is over is no wait",
+                checking_with(waiting(1, NOW + 5_000, NOW + 5_000)),
+                checked(2, false, Some(waiting(1, NOW + 5_000, NOW + 5_000))),
+                "Requesting",
+                vec![Effect::Io(t(3), Io::Send("r1".into()))],
+            )
+        },
+        row(
+            "another tab's write ends the backoff early, to look at it",
+            backing_off(),
+            Event::Stored,
+            "Locking",
+            vec![Effect::Io(t(5), Io::Lock)],
+        ),
+        row(
+            "... but a wait stored beside the same tokens still binds it",
+            {
+                let mut path = backing_off();
+                path.push(Event::Stored);
+                path.push(locked(5, Some(waiting(1, 0, NOW + 5_000))));
+                path
+            },
+            checked(6, false, Some(waiting(1, 0, NOW + 5_000))),
+            "BackingOff",
+            vec![
+                Effect::Unlock(LOCK),
+                Effect::Connection(Connection::Reconnecting {
+                    failures: 1,
+                    retry_at: NOW + 5_000,
+                    cooling_down: false,
+                }),
+                Effect::Io(t(7), Io::Sleep(5_000)),
+            ],
+        ),
+        row(
+            "a woken tab skips the backoff",
+            woken_with(waiting(1, 0, NOW + 5_000)),
+            checked(6, false, Some(waiting(1, 0, NOW + 5_000))),
+            "Requesting",
+            vec![Effect::Io(t(7), Io::Send("r1".into()))],
+        ),
+        row(
+            "... but never a server's Retry-After",
+            woken_with(waiting(1, NOW + 20_000, NOW + 30_000)),
+            checked(6, false, Some(waiting(1, NOW + 20_000, NOW + 30_000))),
+            "BackingOff",
+            vec![
+                Effect::Unlock(LOCK),
+                Effect::Connection(Connection::Reconnecting {
+                    failures: 1,
+                    retry_at: NOW + 20_000,
+                    cooling_down: false,
+                }),
+                Effect::Io(t(7), Io::Sleep(20_000)),
             ],
         ),
         row(
@@ -477,6 +604,7 @@ fn transition_table() {
             vec![],
         ),
         row("... or when idle", vec![], Event::Wake, "Idle", vec![]),
+        row("nor does a storage change", vec![], Event::Stored, "Idle", vec![]),
     ];
     for row in rows {
         let mut machine = machine_after(row.path);
