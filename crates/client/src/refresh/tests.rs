@@ -169,6 +169,19 @@ fn done(mut effects: Vec<F>, outcome: Outcome) -> Vec<F> {
     effects
 }
 
+/// Backing off after a first failure: the lock released, sleeping `ms` (ticket `ticket`).
+fn waits(ticket: u32, ms: u32) -> Vec<F> {
+    vec![
+        Effect::Unlock(LOCK),
+        Effect::Connection(Connection::Reconnecting {
+            failures: 1,
+            retry_at: NOW + i64::from(ms),
+            cooling_down: false,
+        }),
+        Effect::Io(t(ticket), Io::Sleep(ms)),
+    ]
+}
+
 fn gone() -> Vec<F> {
     done(vec![Effect::Unlock(LOCK), Effect::EndHeld], ended())
 }
@@ -440,61 +453,30 @@ fn transition_table() {
                 Some(session(1)),
             ),
             "BackingOff",
-            vec![
-                Effect::StoreWait(waiting(1, NOW + 30_000, NOW + 30_000)),
-                Effect::Unlock(LOCK),
-                Effect::Connection(Connection::Reconnecting {
-                    failures: 1,
-                    retry_at: NOW + 30_000,
-                    cooling_down: false,
-                }),
-                Effect::Io(t(4), Io::Sleep(30_000)),
-            ],
+            std::iter::once(Effect::StoreWait(waiting(1, NOW + 30_000, NOW + 30_000)))
+                .chain(waits(4, 30_000))
+                .collect(),
         ),
         row(
             "failed after storage moved on: back off, storing nothing",
             requesting(),
             answered(3, failed(), Some(bob())),
             "BackingOff",
-            vec![
-                Effect::Unlock(LOCK),
-                Effect::Connection(Connection::Reconnecting {
-                    failures: 1,
-                    retry_at: NOW + 1_000,
-                    cooling_down: false,
-                }),
-                Effect::Io(t(4), Io::Sleep(1_000)),
-            ],
+            waits(4, 1_000),
         ),
         row(
             "a tab that did not fail waits out another tab's backoff",
             checking_with(waiting(1, 0, NOW + 5_000)),
             checked(2, false, Some(waiting(1, 0, NOW + 5_000))),
             "BackingOff",
-            vec![
-                Effect::Unlock(LOCK),
-                Effect::Connection(Connection::Reconnecting {
-                    failures: 1,
-                    retry_at: NOW + 5_000,
-                    cooling_down: false,
-                }),
-                Effect::Io(t(3), Io::Sleep(5_000)),
-            ],
+            waits(3, 5_000),
         ),
         row(
             "... and a server's Retry-After",
             checking_with(waiting(1, NOW + 20_000, NOW + 20_000)),
             checked(2, false, Some(waiting(1, NOW + 20_000, NOW + 20_000))),
             "BackingOff",
-            vec![
-                Effect::Unlock(LOCK),
-                Effect::Connection(Connection::Reconnecting {
-                    failures: 1,
-                    retry_at: NOW + 20_000,
-                    cooling_down: false,
-                }),
-                Effect::Io(t(3), Io::Sleep(20_000)),
-            ],
+            waits(3, 20_000),
         ),
         Row {
             now_ms: NOW + 5_000,
@@ -523,15 +505,7 @@ fn transition_table() {
             },
             checked(6, false, Some(waiting(1, 0, NOW + 5_000))),
             "BackingOff",
-            vec![
-                Effect::Unlock(LOCK),
-                Effect::Connection(Connection::Reconnecting {
-                    failures: 1,
-                    retry_at: NOW + 5_000,
-                    cooling_down: false,
-                }),
-                Effect::Io(t(7), Io::Sleep(5_000)),
-            ],
+            waits(7, 5_000),
         ),
         row(
             "a woken tab skips the backoff",
@@ -545,15 +519,7 @@ fn transition_table() {
             woken_with(waiting(1, NOW + 20_000, NOW + 30_000)),
             checked(6, false, Some(waiting(1, NOW + 20_000, NOW + 30_000))),
             "BackingOff",
-            vec![
-                Effect::Unlock(LOCK),
-                Effect::Connection(Connection::Reconnecting {
-                    failures: 1,
-                    retry_at: NOW + 20_000,
-                    cooling_down: false,
-                }),
-                Effect::Io(t(7), Io::Sleep(20_000)),
-            ],
+            waits(7, 20_000),
         ),
         row(
             "marked: store the new tokens, then let the next tab have the lock",
