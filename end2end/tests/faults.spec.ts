@@ -111,6 +111,50 @@ test('logout while a refresh hangs clears storage during the click (under 100 ms
   await expect.poll(() => liveSessions(request, username), { timeout: 5_000 }).toEqual([]);
 });
 
+test('without Web Locks, a tab closed while its refresh hangs gives its lease back: the next tab refreshes at once', async ({
+  context,
+  request,
+}) => {
+  test.setTimeout(60_000);
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+  });
+  const username = await registerUser(request, 'lease');
+  const tabA = await context.newPage();
+  let hung!: () => void;
+  const hangs = new Promise<void>((resolve) => (hung = resolve));
+  let first = true;
+  await context.route('**/api/auth/refresh', async (route) => {
+    if (!first) return route.continue();
+    first = false;
+    // Rotated on the server; the answer never reaches tab A.
+    await route.fetch();
+    hung();
+  });
+  await logIn(tabA, username);
+  await hangs;
+  const lease = await tabA.evaluate(() =>
+    Object.keys(localStorage).find((k) => k.endsWith('.lease') && localStorage.getItem(k)),
+  );
+  expect(lease, 'tab A holds the refresh lease').toBeTruthy();
+  const tabB = await context.newPage();
+  const log = new RefreshLog(tabB);
+  await gotoHydrated(tabB, '/notes');
+  await tabA.close();
+  const closed = Date.now();
+  // Tab B's token is due: it refreshes as soon as the lease is free (it was taken
+  // just now, for 9 s).
+  const sent = await tabB.waitForRequest('**/api/auth/refresh', { timeout: 15_000 });
+  const waitedMs = Date.now() - closed;
+  console.log(`tab B refreshed ${waitedMs} ms after tab A closed`);
+  expect(sent).toBeTruthy();
+  expect(waitedMs).toBeLessThan(2_000);
+  await log.settled();
+  expect(log.codes(), log.history()).toEqual([]);
+  await expect(tabB).toHaveURL(/\/notes$/);
+  await tenCallsSucceed(tabB);
+});
+
 test("another user's login in another tab: nothing of the first user's is sent under it, and the first session ends", async ({
   context,
   request,

@@ -7,9 +7,10 @@
 
 /// How long a lease is valid: longer than one refresh request may take
 /// (`Config::refresh_timeout_ms`, 7 s), and shorter than the server's reuse grace
-/// window (10 s by default). A tab closed or crashed while its refresh was in flight
-/// (the token rotated, the answer never stored) holds the others back for at most this
-/// long, so the next tab still presents that token inside the window and gets the same
+/// window (10 s by default). A tab closed or reloaded gives its lease back on
+/// `pagehide`; one that crashed (or was killed) while its refresh was in flight (the
+/// token rotated, the answer never stored) holds the others back for at most this long,
+/// so the next tab still presents that token inside the window and gets the same
 /// successor, instead of everyone being logged out for reuse.
 pub const LEASE_MS: i64 = 9_000;
 

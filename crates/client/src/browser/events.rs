@@ -7,6 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::driver::{look_again, refresh_after, retry_now};
+use super::lock;
 use super::{
     config, end_session, is_ended, now_ms, session, set_session, storage, stored_session, with,
     Persist,
@@ -36,6 +37,10 @@ pub(crate) fn listen() {
     let on_online = Closure::<dyn Fn()>::new(retry_now);
     let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
     on_online.forget();
+
+    let on_hide = Closure::<dyn Fn()>::new(|| lock::release_on_hide(&config().lock_name()));
+    let _ = window.add_event_listener_with_callback("pagehide", on_hide.as_ref().unchecked_ref());
+    on_hide.forget();
 }
 
 fn on_storage(event: web_sys::StorageEvent) {

@@ -164,17 +164,38 @@ pub(crate) struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if lease::check(storage::get(&self.key).as_deref(), &self.me, now_ms()) == LeaseCheck::Held
-        {
-            storage::remove(&self.key);
-        }
+        release_lease(&self.key, &self.me);
     }
+}
+
+fn release_lease(key: &str, me: &str) {
+    if lease::check(storage::get(key).as_deref(), me, now_ms()) == LeaseCheck::Held {
+        storage::remove(key);
+    }
+}
+
+fn lease_key(name: &str) -> String {
+    format!("{name}.lease")
+}
+
+thread_local! {
+    /// Whose leases this tab's are: one owner per tab, so that the tab can give its
+    /// lease back as it goes away (one refresh at a time runs in a tab).
+    static TAB: String = random_id();
+}
+
+/// The page is going away (closed, reloaded, navigated, or into the back/forward
+/// cache): give back the lease `name` if this tab holds it, so the next tab need not
+/// wait it out. Its refresh, if one was in flight, will not be stored here; the next
+/// tab presents the same token, inside the server's grace window.
+pub(crate) fn release_on_hide(name: &str) {
+    TAB.with(|me| release_lease(&lease_key(name), me));
 }
 
 async fn lease(name: &str) -> Lease {
     let held = Lease {
-        key: format!("{name}.lease"),
-        me: random_id(),
+        key: lease_key(name),
+        me: TAB.with(String::clone),
     };
     if !storage::available() {
         // Nothing to coordinate through; the re-read of the tokens is all we have.
