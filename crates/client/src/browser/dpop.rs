@@ -145,11 +145,21 @@ fn nonce_key() -> String {
     format!("{}.dpop-nonce", config().storage_key)
 }
 
-/// The kept nonce and when it came.
+thread_local! {
+    /// This tab's own copy of the last nonce (`<ms> <nonce>`), for where `localStorage`
+    /// is unusable: a login there would otherwise never have the nonce it was told.
+    static SEEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The newest nonce kept (by any tab, or by this one) and when it came.
 fn stored_nonce() -> Option<(String, i64)> {
-    let raw = storage::get(&nonce_key())?;
-    let (at, nonce) = raw.split_once(' ')?;
-    Some((nonce.to_owned(), at.parse().ok()?))
+    let read = |raw: &str| {
+        let (at, nonce) = raw.split_once(' ')?;
+        Some((nonce.to_owned(), at.parse::<i64>().ok()?))
+    };
+    let shared = storage::get(&nonce_key()).as_deref().and_then(read);
+    let own = SEEN.with(|seen| seen.borrow().as_deref().and_then(read));
+    shared.into_iter().chain(own).max_by_key(|(_, at)| *at)
 }
 
 /// True when the next proof should wait for a fresh nonce.
@@ -160,6 +170,8 @@ pub(crate) fn nonce_stale() -> bool {
 /// Keeps the nonce of an answer's `DPoP-Nonce`, for the next proof.
 pub(crate) fn saw_nonce(nonce: Option<String>) {
     if let Some(nonce) = nonce {
-        storage::set(&nonce_key(), &format!("{} {nonce}", now_ms()));
+        let raw = format!("{} {nonce}", now_ms());
+        storage::set(&nonce_key(), &raw);
+        SEEN.with(|seen| *seen.borrow_mut() = Some(raw));
     }
 }
