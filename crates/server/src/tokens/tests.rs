@@ -40,7 +40,24 @@ fn a_signed_token_verifies_with_every_claim() {
         (claims.sub, claims.sid, claims.exp),
         (Uuid::nil(), Uuid::max(), exp)
     );
-    assert_eq!(claims.exp - claims.iat, 900);
+    assert!((900..=901).contains(&(claims.exp - claims.iat)));
+}
+
+/// A client times its refresh from `expires_in` (the ttl) counted from when the answer
+/// came: the token must not expire sooner, whatever the millisecond it was signed at.
+#[test]
+fn a_token_lives_at_least_its_ttl_from_signing() {
+    let tokens = eddsa();
+    for _ in 0..5 {
+        let signed_at = crate::clock::now_ms();
+        let (_, exp) = tokens.sign(Uuid::nil(), Uuid::max()).unwrap();
+        let lifetime_ms = exp * 1000 - signed_at;
+        assert!(
+            (900_000..902_000).contains(&lifetime_ms),
+            "signed at {signed_at}, exp {exp}: lives {lifetime_ms} ms"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(137));
+    }
 }
 
 fn forge(
