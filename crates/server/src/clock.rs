@@ -30,9 +30,28 @@ pub fn seconds(duration: Duration) -> i64 {
     millis(duration) / 1000
 }
 
+/// When something made at `from_ms` and living `life_ms` expires, as a JWT's `exp`
+/// (whole seconds): rounded up, so it lives at least `life_ms`. The one rule for an
+/// access token's `exp`, and for how long a replaced key may still have signed tokens
+/// that are good.
+pub fn expiry_secs(from_ms: i64, life_ms: i64) -> i64 {
+    from_ms
+        .saturating_add(life_ms)
+        .saturating_add(999)
+        .div_euclid(1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expiry_is_the_whole_second_at_or_after_the_end_of_life() {
+        assert_eq!(expiry_secs(10_000, 4_000), 14);
+        assert_eq!(expiry_secs(10_001, 4_000), 15);
+        assert_eq!(expiry_secs(10_999, 4_000), 15);
+        assert_eq!(expiry_secs(MAX_MS, MAX_MS), (2 * MAX_MS + 999) / 1000);
+    }
 
     #[test]
     fn durations_saturate_instead_of_overflowing() {

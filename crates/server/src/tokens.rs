@@ -133,11 +133,11 @@ impl AccessTokens {
     ) -> anyhow::Result<(String, i64)> {
         let now_ms = now_ms();
         let iat = now_ms.div_euclid(1000);
-        // `exp` is a whole second: rounded up, so the token lives at least the
-        // `expires_in` (= ttl) the answer says from the moment it is signed. Rounded
-        // down, it would live up to a second less, and a client timing its refresh by
-        // `expires_in` would send tokens the server already counts as expired.
-        let exp = (now_ms + 999).div_euclid(1000) + self.ttl_secs;
+        // Rounded up, so the token lives at least the `expires_in` (= ttl) the answer
+        // says from the moment it is signed. Rounded down, it would live up to a second
+        // less, and a client timing its refresh by `expires_in` would send tokens the
+        // server already counts as expired.
+        let exp = crate::clock::expiry_secs(now_ms, self.ttl_secs.saturating_mul(1000));
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),

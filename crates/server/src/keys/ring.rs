@@ -259,7 +259,7 @@ impl KeyRing {
         !key.revoked
             && key
                 .replaced_at
-                .is_none_or(|at| now < at.saturating_add(self.token_life))
+                .is_none_or(|at| now < self.last_expiry_secs(at).saturating_mul(1000))
     }
 
     /// The key that names itself `kid` in a token's header.
@@ -285,10 +285,13 @@ impl KeyRing {
         if key.revoked {
             return false;
         }
-        key.replaced_at.is_none_or(|at| {
-            iat.saturating_mul(1000) < at
-                && exp.saturating_mul(1000) <= at.saturating_add(self.token_life)
-        })
+        key.replaced_at
+            .is_none_or(|at| iat.saturating_mul(1000) < at && exp <= self.last_expiry_secs(at))
+    }
+
+    /// The latest `exp` of a token signed before `replaced_at`.
+    fn last_expiry_secs(&self, replaced_at: i64) -> i64 {
+        crate::clock::expiry_secs(replaced_at, self.token_life)
     }
 
     /// The public keys as a JWK set (RFC 7517). Empty for HS256: secrets are never published.
