@@ -130,7 +130,7 @@ async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Grant {
     };
     let held = WebLock(resolve);
     let (granted_tx, granted_rx) = oneshot::channel::<bool>();
-    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+    let callback = Callback(Some(Closure::once(move |lock: JsValue| -> JsValue {
         // `null` when `ifAvailable` found the lock taken.
         let granted = !lock.is_null();
         let _ = granted_tx.send(granted);
@@ -139,20 +139,46 @@ async fn web_lock(manager: &LockManager, name: &str, wait: Wait) -> Grant {
         } else {
             JsValue::UNDEFINED
         }
-    });
+    })));
+    let function: &js_sys::Function = match &callback.0 {
+        Some(closure) => closure.as_ref().unchecked_ref(),
+        None => return Grant::Refused,
+    };
     let requested = match wait {
-        Wait::Yes => manager.request(name, callback.unchecked_ref()),
+        Wait::Yes => manager.request(name, function),
         Wait::No => {
             let options = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
-            manager.request_with_options(name, &options, callback.unchecked_ref())
+            manager.request_with_options(name, &options, function)
         }
     };
-    match select(granted_rx, JsFuture::from(requested)).await {
+    let grant = match select(granted_rx, JsFuture::from(requested)).await {
         Either::Left((Ok(true), _)) => Grant::Held(held),
         Either::Left((Ok(false), _)) => Grant::Taken,
         // The request promise settled before the callback ran: it was rejected.
         _ => Grant::Refused,
+    };
+    callback.settled();
+    grant
+}
+
+/// The lock request's callback. Once the request has settled, the browser has called it
+/// or never will (a rejected request), and it is freed; a request given up while still
+/// queued leaves it to the browser, which calls it when the lock comes (and the lock is
+/// then released at once, its holder gone).
+struct Callback(Option<Closure<dyn FnMut(JsValue) -> JsValue>>);
+
+impl Callback {
+    fn settled(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(closure) = self.0.take() {
+            closure.forget();
+        }
     }
 }
 
