@@ -16,6 +16,7 @@ import {
   registerUser,
   storedSession,
   waitPastExpiry,
+  withoutWebLocks,
 } from './session-helpers';
 
 // One pattern: `test.use` reads an array option's first element as its value.
@@ -51,11 +52,7 @@ for (const webLocks of [true, false]) {
     request,
   }) => {
     test.setTimeout(60_000);
-    if (!webLocks) {
-      await page.addInitScript(() => {
-        Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
-      });
-    }
+    if (!webLocks) await withoutWebLocks(page);
     const username = await registerUser(request, 'late');
     await logIn(page, username);
     const log = new RefreshLog(page);
@@ -123,9 +120,7 @@ test('without Web Locks, a tab closed while its refresh hangs gives its lease ba
   request,
 }) => {
   test.setTimeout(60_000);
-  await context.addInitScript(() => {
-    Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
-  });
+  await withoutWebLocks(context);
   const username = await registerUser(request, 'lease');
   const tabA = await context.newPage();
   let hung!: () => void;

@@ -302,3 +302,11 @@ export async function lagStoredSession(context: BrowserContext, lagMs: number): 
     [SESSION_KEY, lagMs] as const,
   );
 }
+
+/** Makes `target` (a page, or every page of a context) a browser without the Web Locks
+ * API, so the client falls back to its localStorage lease. Before the first navigation. */
+export async function withoutWebLocks(target: { addInitScript: Page['addInitScript'] }): Promise<void> {
+  await target.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+  });
+}

@@ -17,6 +17,7 @@ import {
   storedSession,
   uniqueUsername,
   waitPastExpiry,
+  withoutWebLocks,
 } from './session-helpers';
 
 // The browser logs every 401 answer ("Failed to load resource: ... status of 401")
@@ -156,9 +157,7 @@ for (const { name, webLocks, lagMs } of tabVariants) {
     test.setTimeout(60_000);
     if (!webLocks) {
       // A browser without the Web Locks API: the client falls back to a lease.
-      await context.addInitScript(() => {
-        Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
-      });
+      await withoutWebLocks(context);
     }
     if (lagMs > 0) await lagStoredSession(context, lagMs);
     const username = await registerUser(context.request, 'tabs');
