@@ -20,7 +20,7 @@ baton_load_server() { # binary, data directory
     env BATON_DATA_DIR="$data" DATABASE_URL="$database_url" BATON_BIND="127.0.0.1:$port" \
         BATON_LOGIN_LIMIT_PER_IP=0 BATON_REFRESH_LIMIT_PER_IP=0 \
         BATON_LOGIN_FAILURES_PER_ADDRESS=0 BATON_LOGIN_FAILURES_PER_ACCOUNT=0 \
-        BATON_DB_MAX_CONNECTIONS=16 LEPTOS_OUTPUT_NAME=baton LEPTOS_SITE_ROOT=target/site \
+        BATON_DB_MAX_CONNECTIONS=16 BATON_METRICS_TOKEN="$baton_load_metrics_token" LEPTOS_OUTPUT_NAME=baton LEPTOS_SITE_ROOT=target/site \
         LEPTOS_ENV=PROD RUST_LOG=warn "$bin" >"$data/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do
@@ -29,6 +29,9 @@ baton_load_server() { # binary, data directory
     done
     curl -fs "$base/api/health" >/dev/null || { cat "$data/server.log"; return 1; }
 }
+
+# `GET /metrics` of the server under test: curl -H "authorization: Bearer $token".
+baton_load_metrics_token=load-metrics-token-0123456789abcdef
 
 export LOAD_USER=loaduser LOAD_PASSWORD="load test password"
 load_json='{"username":"'$LOAD_USER'","password":"'$LOAD_PASSWORD'"}'

@@ -37,13 +37,16 @@ use zeroize::Zeroizing;
 use crate::clock::now_ms;
 use crate::config::{DpopConfig, DpopMode, PublicOrigin};
 use crate::error::{BearerError, DpopAnswer, DpopEndpoint, DpopError, DpopProblem, Error};
+use crate::metrics::SignatureMetrics;
 use crate::state::AppState;
 use crate::store::{self, Db};
 
+pub mod batch;
 pub mod nonce;
 pub mod proof;
 pub mod replay;
 
+use batch::Ed25519Batches;
 use nonce::Nonces;
 use replay::{Admission, Replay, FUTURE_SKEW};
 
@@ -84,6 +87,7 @@ pub struct Dpop {
     nonces: Nonces,
     replay: Replay,
     headers: proof::Headers,
+    signatures: Ed25519Batches,
     ttl: i64,
     iat_skew: i64,
 }
@@ -105,7 +109,11 @@ fn now_secs() -> i64 {
 }
 
 impl Dpop {
-    pub fn new(config: &DpopConfig, nonce_key: Zeroizing<[u8; 32]>) -> Self {
+    pub fn new(
+        config: &DpopConfig,
+        nonce_key: Zeroizing<[u8; 32]>,
+        signatures: SignatureMetrics,
+    ) -> Self {
         let ttl = crate::clock::seconds(config.nonce_ttl);
         Self {
             mode: config.mode,
@@ -113,6 +121,7 @@ impl Dpop {
             nonces: Nonces::new(nonce_key, ttl),
             replay: Replay::new(ttl, config.replay_capacity, now_secs()),
             headers: proof::Headers::default(),
+            signatures: Ed25519Batches::new(signatures),
             ttl,
             iat_skew: crate::clock::seconds(config.iat_skew),
         }
@@ -151,7 +160,7 @@ impl Dpop {
                 _ => Ok(None),
             };
         }
-        let checked = self.check(target, None).map_err(refuse)?;
+        let checked = self.check(target, None, None).await.map_err(refuse)?;
         let now = now_secs();
         if checked.nonce_at < now - self.ttl {
             return Err(refuse(DpopProblem::UseNonce));
@@ -165,7 +174,7 @@ impl Dpop {
     }
 
     /// A call with an access token presented in `scheme`, whose `cnf.jkt` is `bound`.
-    pub fn resource_request(
+    pub async fn resource_request(
         &self,
         target: &Target<'_>,
         scheme: Scheme,
@@ -184,10 +193,10 @@ impl Dpop {
             return Err(resource(DpopProblem::Missing).into());
         }
         let ath = proof::access_token_hash(token);
-        let checked = self.check(target, Some(&ath)).map_err(resource)?;
-        if bound.is_some_and(|jkt| jkt != checked.jkt) {
-            return Err(resource(DpopProblem::WrongKey).into());
-        }
+        let checked = self
+            .check(target, Some(&ath), bound)
+            .await
+            .map_err(resource)?;
         let key = u128::from_be_bytes(checked.proof_key[..16].try_into().expect("16 bytes"));
         match self.replay.admit(key, checked.nonce_at, now_secs()) {
             Admission::Fresh => Ok(()),
@@ -199,9 +208,15 @@ impl Dpop {
 
     /// Every check of a proof but the replay check: one `DPoP` header, a well-formed
     /// proof ([`proof::parse`]), `htm`, `htu`, `ath` (`Some` on resource calls),
-    /// `iat`, a nonce of ours that is not from the future, and the signature, which
-    /// costs the most and so comes last.
-    fn check(&self, target: &Target<'_>, ath: Option<&str>) -> Result<Checked, DpopProblem> {
+    /// `iat`, a nonce of ours that is not from the future, the key (`bound`: the
+    /// thumbprint a bound token names), and the signature, which costs the most and
+    /// so comes last.
+    async fn check(
+        &self,
+        target: &Target<'_>,
+        ath: Option<&str>,
+        bound: Option<&str>,
+    ) -> Result<Checked, DpopProblem> {
         let invalid = DpopProblem::Invalid;
         let mut values = target.headers.get_all(&DPOP).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
@@ -246,7 +261,13 @@ impl Dpop {
             .and_then(|n| self.nonces.issued_at(n))
             .filter(|&at| at <= now + FUTURE_SKEW)
             .ok_or(DpopProblem::UseNonce)?;
-        proof.verify_signature().map_err(invalid)?;
+        if bound.is_some_and(|jkt| jkt != proof.jkt) {
+            return Err(DpopProblem::WrongKey);
+        }
+        proof
+            .verify_signature(&self.signatures)
+            .await
+            .map_err(invalid)?;
         let proof_key = Sha256::new()
             .chain_update(proof.jkt.as_bytes())
             .chain_update(b".")

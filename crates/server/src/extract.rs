@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authenticate(state, parts)
+        authenticate(state, parts).await
     }
 }
 
@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for AuthUser {
 /// gets 503 `unavailable` instead of an answer while the change feed is stale: this
 /// instance cannot know whether another one ended its session. A DPoP-bound token
 /// needs the `DPoP` scheme and a proof by its key ([`crate::dpop`]).
-pub fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, Error> {
+pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, Error> {
     let (scheme, token) = authorization(&parts.headers, state.dpop.enabled())?;
     let claims = state.tokens.verify(token).map_err(|e| scheme.refuse(e))?;
     if state.feed.is_stale() {
@@ -55,7 +55,8 @@ pub fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, Error> 
     let bound = claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
     state
         .dpop
-        .resource_request(&target(parts), scheme, token, bound)?;
+        .resource_request(&target(parts), scheme, token, bound)
+        .await?;
     Ok(AuthUser {
         user_id: claims.sub,
         session_id: claims.sid,

@@ -58,6 +58,37 @@ impl HashMetrics {
     }
 }
 
+/// What the batched check of DPoP proofs' Ed25519 signatures ([`crate::dpop::batch`])
+/// did; it holds a clone. Signatures over batches is the mean batch size.
+#[derive(Clone, Default)]
+pub struct SignatureMetrics {
+    signatures: Counter,
+    batches: Counter,
+    failed_batches: Counter,
+}
+
+impl SignatureMetrics {
+    /// A batch of `n` signatures was verified.
+    pub fn verified(&self, n: usize) {
+        self.signatures.inc_by(n as u64);
+        self.batches.inc();
+    }
+
+    /// A batch held a bad signature, and so was checked again one signature at a time.
+    pub fn batch_failed(&self) {
+        self.failed_batches.inc();
+    }
+
+    /// Signatures, batches and failed batches so far.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.signatures.get(),
+            self.batches.get(),
+            self.failed_batches.get(),
+        )
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
@@ -78,6 +109,7 @@ pub struct Metrics {
     stale_refusals: Counter,
     pub hashing: HashMetrics,
     dpop_refusals: Family<ReasonLabel, Counter>,
+    pub dpop_signatures: SignatureMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -164,6 +196,22 @@ impl Metrics {
             "Requests refused over their DPoP proof, by reason (wrong_key, bearer_downgrade and missing_proof are what a copied token meets)",
             dpop_refusals.clone(),
         );
+        let dpop_signatures = SignatureMetrics::default();
+        registry.register(
+            "dpop_signatures_verified",
+            "Ed25519 signatures of DPoP proofs verified",
+            dpop_signatures.signatures.clone(),
+        );
+        registry.register(
+            "dpop_signature_batches",
+            "Batches the Ed25519 signatures of DPoP proofs were verified in (signatures over batches: the mean batch size)",
+            dpop_signatures.batches.clone(),
+        );
+        registry.register(
+            "dpop_signature_batches_failed",
+            "Batches that held a bad signature and were checked again one signature at a time",
+            dpop_signatures.failed_batches.clone(),
+        );
         Self {
             registry,
             logins,
@@ -177,6 +225,7 @@ impl Metrics {
             stale_refusals,
             hashing,
             dpop_refusals,
+            dpop_signatures,
         }
     }
 

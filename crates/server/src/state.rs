@@ -71,7 +71,6 @@ impl AppState {
         let db = Db::connect(&config).await?;
         let keys = KeySource::from_config(&config)?;
         let chain = keys.chain_keys();
-        let dpop = Dpop::new(&config.dpop, keys.dpop_nonce_key());
         let token_life = config.tokens.access_token_life();
         // The feed first: a key change made after it starts is read by its first round.
         let revocations = Revocations::new(token_life);
@@ -81,6 +80,11 @@ impl AppState {
         let tokens = AccessTokens::new(&config.tokens, ring);
         tokens.self_test().context("signing key self-test")?;
         let metrics = Metrics::new();
+        let dpop = Dpop::new(
+            &config.dpop,
+            keys.dpop_nonce_key(),
+            metrics.dpop_signatures.clone(),
+        );
         let passwords = Passwords::new(config.limits.hash_concurrency(), metrics.hashing.clone())?;
         let leptos = leptos_options(&config)?;
         let limits = RateLimits::new(&config.limits);

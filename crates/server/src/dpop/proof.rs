@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::batch::Ed25519Batches;
 use crate::config::PublicOrigin;
 
 /// The `typ` of a proof.
@@ -165,16 +166,20 @@ fn signature_len(text: &str) -> usize {
 }
 
 impl Proof<'_> {
-    /// Checks the signature with the proof's own key. (An Ed25519 signature must be
-    /// canonical and its key not of small order: `verify_strict`.)
-    pub fn verify_signature(&self) -> Result<(), &'static str> {
+    /// Checks the signature with the proof's own key: Ed25519 in a batch with the
+    /// proofs of other requests waiting at the same time ([`super::batch`]), P-256
+    /// alone. (An Ed25519 key of small order is refused when the header is read.)
+    pub async fn verify_signature(&self, batches: &Ed25519Batches) -> Result<(), &'static str> {
         const BAD: &str = "the DPoP proof's signature does not verify";
         let message = self.signing_input.as_bytes();
         match &self.key {
             Key::Ed25519(key) => {
                 let signature =
                     ed25519_dalek::Signature::from_slice(&self.signature).map_err(|_| BAD)?;
-                key.verify_strict(message, &signature).map_err(|_| BAD)
+                match batches.verify(*key, message, signature).await {
+                    true => Ok(()),
+                    false => Err(BAD),
+                }
             }
             Key::P256(key) => {
                 use p256::ecdsa::signature::Verifier;
@@ -216,6 +221,11 @@ fn ed25519_key(jwk: &Map<String, Value>) -> Result<(Key, String), &'static str> 
     let bytes: [u8; 32] = coordinate(x, 32)?.try_into().expect("32 bytes");
     let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
         .map_err(|_| "the DPoP proof's jwk is not an Ed25519 public key")?;
+    // Anyone can sign for a key of small order; `verify_strict` refuses such keys, and
+    // the batched check ([`super::batch`]) relies on their being refused here.
+    if key.is_weak() {
+        return Err("the DPoP proof's jwk is an Ed25519 key of small order");
+    }
     // RFC 7638: the required members, in lexicographic order, no whitespace.
     let jkt = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
     Ok((Key::Ed25519(key), jkt))
@@ -336,6 +346,13 @@ mod tests {
                     serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk, "crit": ["x"]}),
                 ),
                 "critical",
+            ),
+            (
+                // The identity point: every signature verifies for it.
+                with(
+                    serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode({ let mut x = [0u8; 32]; x[0] = 1; x })}}),
+                ),
+                "small order",
             ),
             ("x".repeat(MAX_LEN + 1), "too long"),
         ];
