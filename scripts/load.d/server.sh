@@ -20,7 +20,7 @@ baton_load_server() { # binary, data directory
     env BATON_DATA_DIR="$data" DATABASE_URL="$database_url" BATON_BIND="127.0.0.1:$port" \
         BATON_LOGIN_LIMIT_PER_IP=0 BATON_REFRESH_LIMIT_PER_IP=0 \
         BATON_LOGIN_FAILURES_PER_ADDRESS=0 BATON_LOGIN_FAILURES_PER_ACCOUNT=0 \
-        BATON_DB_MAX_CONNECTIONS=16 BATON_METRICS_TOKEN="$baton_load_metrics_token" LEPTOS_OUTPUT_NAME=baton LEPTOS_SITE_ROOT=target/site \
+        BATON_PUBLIC_ORIGIN="$base" BATON_DB_MAX_CONNECTIONS=16 BATON_METRICS_TOKEN="$baton_load_metrics_token" LEPTOS_OUTPUT_NAME=baton LEPTOS_SITE_ROOT=target/site \
         LEPTOS_ENV=PROD RUST_LOG=warn "$bin" >"$data/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do

@@ -192,9 +192,8 @@ impl Dpop {
         if !target.headers.contains_key(&DPOP) {
             return Err(resource(DpopProblem::Missing).into());
         }
-        let ath = proof::access_token_hash(token);
         let checked = self
-            .check(target, Some(&ath), bound)
+            .check(target, Some(token), bound)
             .await
             .map_err(resource)?;
         let key = u128::from_be_bytes(checked.proof_key[..16].try_into().expect("16 bytes"));
@@ -207,14 +206,15 @@ impl Dpop {
     }
 
     /// Every check of a proof but the replay check: one `DPoP` header, a well-formed
-    /// proof ([`proof::parse`]), `htm`, `htu`, `ath` (`Some` on resource calls),
+    /// proof ([`proof::parse`]), `htm`, `htu`, `ath` (`token`: the access token of a
+    /// resource call),
     /// `iat`, a nonce of ours that is not from the future, the key (`bound`: the
     /// thumbprint a bound token names), and the signature, which costs the most and
     /// so comes last.
     async fn check(
         &self,
         target: &Target<'_>,
-        ath: Option<&str>,
+        token: Option<&str>,
         bound: Option<&str>,
     ) -> Result<Checked, DpopProblem> {
         let invalid = DpopProblem::Invalid;
@@ -230,16 +230,20 @@ impl Dpop {
         if claims.htm != target.method.as_str() {
             return Err(invalid("the DPoP proof's htm is not this request's method"));
         }
+        let from_host;
         let origin = match &self.origin {
-            Some(origin) => origin.clone(),
-            None => host_origin(target.headers)?,
+            Some(origin) => origin,
+            None => {
+                from_host = host_origin(target.headers)?;
+                &from_host
+            }
         };
-        if !proof::htu_matches(&claims.htu, &origin, target.path) {
+        if !proof::htu_matches(&claims.htu, origin, target.path) {
             return Err(invalid("the DPoP proof's htu is not this request's URL"));
         }
-        match (ath, claims.ath.as_deref()) {
+        match (token, claims.ath.as_deref()) {
             (Some(_), None) => return Err(invalid("the DPoP proof has no ath")),
-            (Some(expected), Some(ath)) if ath != expected => {
+            (Some(token), Some(ath)) if !proof::ath_matches(ath, token) => {
                 return Err(invalid(
                     "the DPoP proof's ath is not this access token's hash",
                 ))

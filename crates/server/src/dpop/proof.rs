@@ -36,7 +36,8 @@ enum Key {
 /// A parsed proof whose signature is not checked yet ([`Proof::verify_signature`]).
 pub struct Proof<'a> {
     signing_input: &'a str,
-    signature: Vec<u8>,
+    /// Both algorithms' signatures are 64 bytes (ES256: `r || s`, RFC 7518 3.4).
+    signature: [u8; 64],
     key: Key,
     /// The key's RFC 7638 thumbprint (base64url SHA-256): what a session is bound to.
     pub jkt: String,
@@ -120,9 +121,11 @@ pub fn parse<'a>(text: &'a str, headers: &Headers) -> Result<Proof<'a>, &'static
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
         return Err("the DPoP proof's jti is empty or too long");
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| "the DPoP proof's signature is not base64url")?;
+    let mut bytes = [0u8; 64];
+    let signature = match URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes) {
+        Ok(64) => bytes,
+        _ => return Err("the DPoP proof's signature is not 64 bytes of base64url"),
+    };
     Ok(Proof {
         signing_input: &text[..text.len() - 1 - signature_len(text)],
         signature,
@@ -174,8 +177,7 @@ impl Proof<'_> {
         let message = self.signing_input.as_bytes();
         match &self.key {
             Key::Ed25519(key) => {
-                let signature =
-                    ed25519_dalek::Signature::from_slice(&self.signature).map_err(|_| BAD)?;
+                let signature = ed25519_dalek::Signature::from_bytes(&self.signature);
                 match batches.verify(*key, message, signature).await {
                     true => Ok(()),
                     false => Err(BAD),
@@ -254,15 +256,27 @@ fn thumbprint(canonical_jwk: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical_jwk.as_bytes()))
 }
 
-/// The `ath` of an access token: base64url of its SHA-256 (RFC 9449 section 4.2).
-pub fn access_token_hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+/// True when `ath` is the `ath` of access token `token`: base64url of its SHA-256 (RFC
+/// 9449 section 4.2). Compared decoded, which is as strict (base64url without padding
+/// has one text for 32 bytes: the decoder refuses stray bits).
+pub fn ath_matches(ath: &str, token: &str) -> bool {
+    let mut hash = [0u8; 32];
+    ath.len() == 43
+        && matches!(URL_SAFE_NO_PAD.decode_slice(ath, &mut hash), Ok(32))
+        && hash[..] == Sha256::digest(token.as_bytes())[..]
 }
 
 /// True when `htu` names `origin` and `path`, ignoring its query and fragment (RFC
 /// 9449 section 4.3, step 9), with scheme, host and port compared normalised.
 pub fn htu_matches(htu: &str, origin: &PublicOrigin, path: &str) -> bool {
     let htu = htu.split(['?', '#']).next().unwrap_or("");
+    // What a browser sends, the origin already in normal form: no need to normalise.
+    if htu
+        .strip_prefix(origin.as_str())
+        .is_some_and(|rest| rest == path || (rest.is_empty() && path == "/"))
+    {
+        return true;
+    }
     let Some((scheme, rest)) = htu.split_once("://") else {
         return false;
     };
@@ -304,6 +318,22 @@ mod tests {
             assert!(!htu_matches(htu, &origin, "/api/me"), "{htu}");
         }
         assert!(htu_matches("https://app.example.com", &origin, "/"));
+    }
+
+    #[test]
+    fn ath_is_the_tokens_hash_in_its_one_encoding() {
+        let token = "header.claims.signature";
+        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+        assert!(ath_matches(&ath, token));
+        assert!(!ath_matches(&ath, "header.claims.other"));
+        assert!(!ath_matches(&format!("{ath}="), token), "padded");
+        assert!(!ath_matches(&ath[..42], token), "short");
+        // The last character carries two bits past the 32 bytes: they must be zero.
+        let last = ath.as_bytes()[42];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let index = alphabet.iter().position(|&c| c == last).unwrap();
+        let stray = format!("{}{}", &ath[..42], alphabet[index | 1] as char);
+        assert!(!ath_matches(&stray, token), "stray bits");
     }
 
     #[test]
