@@ -8,7 +8,10 @@
 //! turn of the scheduler, its own signature and whatever has queued up meanwhile (so
 //! an idle server adds no task and next to no latency); requests that arrive while it
 //! verifies queue, and if some are left when it is done a task verifies them, a batch
-//! of at most [`MAX_BATCH`] at a time, yielding between batches.
+//! of at most [`MAX_BATCH`] at a time, yielding between batches. One verifier at a
+//! time makes the largest batches, but it alone could not keep up with many cores:
+//! when a whole batch is already waiting, the next request becomes one more verifier,
+//! up to one per core.
 //!
 //! Outcomes are each signature's own. A batch that fails is checked again one
 //! signature at a time with `verify_strict`, so a bad signature is refused alone and
@@ -39,14 +42,16 @@ pub struct Ed25519Batches(Arc<Inner>);
 
 struct Inner {
     queue: Mutex<Queue>,
+    /// Most verifiers at once: the cores.
+    max_verifiers: usize,
     metrics: SignatureMetrics,
 }
 
 #[derive(Default)]
 struct Queue {
     jobs: Vec<Job>,
-    /// True while a request or the task verifies: those who arrive meanwhile only queue.
-    busy: bool,
+    /// Requests and tasks verifying now; those who arrive meanwhile only queue.
+    verifiers: usize,
 }
 
 struct Job {
@@ -58,8 +63,10 @@ struct Job {
 
 impl Ed25519Batches {
     pub fn new(metrics: SignatureMetrics) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ed25519Batches(Arc::new(Inner {
             queue: Mutex::new(Queue::default()),
+            max_verifiers: cores,
             metrics,
         }))
     }
@@ -76,7 +83,10 @@ impl Ed25519Batches {
         let verify_now = {
             let mut queue = self.0.queue.lock();
             queue.jobs.push(job);
-            !std::mem::replace(&mut queue.busy, true)
+            let start = queue.verifiers == 0
+                || (queue.verifiers < self.0.max_verifiers && queue.jobs.len() >= MAX_BATCH);
+            queue.verifiers += usize::from(start);
+            start
         };
         if verify_now {
             // Let the other requests ready on this thread reach the queue first, so
@@ -101,30 +111,34 @@ impl Ed25519Batches {
 }
 
 impl Inner {
-    /// Verifies one batch from the queue; true when more wait (and the caller must
-    /// verify them), false when the queue was left empty and not busy.
+    /// Verifies one batch from the queue, as one of its verifiers; true when more wait
+    /// (and the caller must verify them), false when the queue was left empty and the
+    /// caller is no longer a verifier.
     fn verify_next(&self) -> bool {
         let batch = {
             let mut queue = self.queue.lock();
             let n = queue.jobs.len().min(MAX_BATCH);
             queue.jobs.drain(..n).collect::<Vec<_>>()
         };
-        // Reset `busy` even if verifying panics, so that later requests are not left
-        // waiting for a verifier that is gone (this batch's senders drop: refused).
-        let guard = BusyGuard(self);
+        // Stop counting as a verifier even if verifying panics, so that later requests
+        // are not left waiting for one that is gone (this batch's senders drop: refused).
+        let guard = VerifierGuard(self);
         verify_batch(batch, &self.metrics);
         std::mem::forget(guard);
         let mut queue = self.queue.lock();
-        queue.busy = !queue.jobs.is_empty();
-        queue.busy
+        let more = !queue.jobs.is_empty();
+        if !more {
+            queue.verifiers -= 1;
+        }
+        more
     }
 }
 
-struct BusyGuard<'a>(&'a Inner);
+struct VerifierGuard<'a>(&'a Inner);
 
-impl Drop for BusyGuard<'_> {
+impl Drop for VerifierGuard<'_> {
     fn drop(&mut self) {
-        self.0.queue.lock().busy = false;
+        self.0.queue.lock().verifiers -= 1;
     }
 }
 
@@ -207,7 +221,14 @@ mod tests {
         assert!(batches_run <= 400);
         assert!(failed <= batches_run);
         assert!(batches.0.queue.lock().jobs.is_empty());
-        assert!(!batches.0.queue.lock().busy);
+        // The last verifier answers its batch before it stops counting as one.
+        for _ in 0..1000 {
+            if batches.0.queue.lock().verifiers == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(batches.0.queue.lock().verifiers, 0);
     }
 
     /// Signatures that wait together are verified as one batch, and a bad one among
@@ -216,9 +237,9 @@ mod tests {
     async fn waiting_signatures_are_verified_together() {
         let metrics = SignatureMetrics::default();
         let batches = Ed25519Batches::new(metrics.clone());
-        // Hold the verifier busy, as a request verifying on another thread would, so
-        // that the 20 below queue up behind it.
-        batches.0.queue.lock().busy = true;
+        // Be the one verifier, as a request verifying on another thread would, so that
+        // the 20 below queue up behind it.
+        batches.0.queue.lock().verifiers = 1;
         let signer = key(1);
         let mut waiting = Vec::new();
         for i in 0..20 {
@@ -242,6 +263,60 @@ mod tests {
             assert_eq!(task.await.unwrap(), i != 13, "request {i}");
         }
         assert_eq!(metrics.counts(), (20, 1, 1));
-        assert!(!batches.0.queue.lock().busy);
+        assert_eq!(batches.0.queue.lock().verifiers, 0);
+    }
+
+    /// One verifier that cannot keep up (held here, never finishing) gets help once a
+    /// whole batch waits, up to the limit: the requests are answered all the same.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_batch_waiting_gets_another_verifier() {
+        let metrics = SignatureMetrics::default();
+        let batches = Ed25519Batches(Arc::new(Inner {
+            queue: Mutex::new(Queue::default()),
+            max_verifiers: 2,
+            metrics: metrics.clone(),
+        }));
+        batches.0.queue.lock().verifiers = 1;
+        let signer = key(3);
+        let waiting: Vec<_> = (0..MAX_BATCH + 10)
+            .map(|i| {
+                let batches = batches.clone();
+                let message = format!("proof {i}");
+                let signature = signer.sign(message.as_bytes());
+                let key = signer.verifying_key();
+                tokio::spawn(
+                    async move { batches.verify(key, message.as_bytes(), signature).await },
+                )
+            })
+            .collect();
+        for task in waiting {
+            assert!(task.await.unwrap());
+        }
+        // The first verifier never ran; the second verified every batch and stopped.
+        assert_eq!(batches.0.queue.lock().verifiers, 1);
+        assert_eq!(metrics.counts().0, (MAX_BATCH + 10) as u64);
+        // With the limit reached, a full queue only waits.
+        batches.0.queue.lock().verifiers = 2;
+        let pending: Vec<_> = (0..MAX_BATCH)
+            .map(|i| {
+                let batches = batches.clone();
+                let message = format!("late {i}");
+                let signature = signer.sign(message.as_bytes());
+                let key = signer.verifying_key();
+                tokio::spawn(
+                    async move { batches.verify(key, message.as_bytes(), signature).await },
+                )
+            })
+            .collect();
+        // Each turn of this scheduler runs a bounded number of tasks (61 in tokio
+        // 1.x), so let them all reach the queue; none of them may start verifying.
+        while batches.0.queue.lock().jobs.len() < MAX_BATCH {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(batches.0.queue.lock().verifiers, 2);
+        assert!(!batches.0.verify_next());
+        for task in pending {
+            assert!(task.await.unwrap());
+        }
     }
 }
