@@ -57,7 +57,11 @@ pub enum Db {
         /// Rotations, committed in groups on the writer ([`rotation::group`]).
         rotations: rotation::group::GroupCommit,
     },
-    Postgres(PgPool),
+    Postgres {
+        pool: PgPool,
+        /// Rotations, committed in groups ([`rotation::group`]).
+        rotations: rotation::group::GroupCommit,
+    },
 }
 
 impl Db {
@@ -77,7 +81,10 @@ impl Db {
                 .connect_with(options)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            Db::Postgres(pool)
+            let rotations = rotation::group::GroupCommit::start(rotation::group::Writer::Postgres(
+                pool.clone(),
+            ));
+            Db::Postgres { pool, rotations }
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("invalid DATABASE_URL")?
@@ -111,7 +118,9 @@ impl Db {
                 .connect_with(options.read_only(true))
                 .await
                 .context("cannot open the SQLite database")?;
-            let rotations = rotation::group::GroupCommit::start(writer.clone());
+            let rotations = rotation::group::GroupCommit::start(rotation::group::Writer::Sqlite(
+                writer.clone(),
+            ));
             Db::Sqlite {
                 writer,
                 reader,
@@ -140,7 +149,7 @@ impl Db {
         }
         let url = config.database_url();
         match self {
-            Db::Postgres(_) => {
+            Db::Postgres { .. } => {
                 let options = PgConnectOptions::from_str(url.expose())
                     .context("invalid DATABASE_URL")?
                     .application_name("baton-feed")
@@ -149,7 +158,12 @@ impl Db {
                     .connect_with(options)
                     .await
                     .context("cannot connect to PostgreSQL for the change feed")?;
-                Ok(Db::Postgres(pool))
+                Ok(Db::Postgres {
+                    rotations: rotation::group::GroupCommit::start(
+                        rotation::group::Writer::Postgres(pool.clone()),
+                    ),
+                    pool,
+                })
             }
             Db::Sqlite { .. } => {
                 let options = SqliteConnectOptions::from_str(url.expose())
@@ -161,7 +175,9 @@ impl Db {
                     .await
                     .context("cannot open the SQLite database for the change feed")?;
                 Ok(Db::Sqlite {
-                    rotations: rotation::group::GroupCommit::start(pool.clone()),
+                    rotations: rotation::group::GroupCommit::start(
+                        rotation::group::Writer::Sqlite(pool.clone()),
+                    ),
                     writer: pool.clone(),
                     reader: pool,
                 })
@@ -177,7 +193,7 @@ impl Db {
                 .run(writer)
                 .await
                 .context("database migration failed")?,
-            Db::Postgres(pool) => migrations::POSTGRES
+            Db::Postgres { pool, .. } => migrations::POSTGRES
                 .migrator()
                 .await?
                 .run(pool)
@@ -191,7 +207,7 @@ impl Db {
     pub fn read(&self) -> Pool<'_> {
         match self {
             Db::Sqlite { reader, .. } => Pool::Sqlite(reader),
-            Db::Postgres(pool) => Pool::Postgres(pool),
+            Db::Postgres { pool, .. } => Pool::Postgres(pool),
         }
     }
 
@@ -200,7 +216,7 @@ impl Db {
     pub fn write(&self) -> Pool<'_> {
         match self {
             Db::Sqlite { writer, .. } => Pool::Sqlite(writer),
-            Db::Postgres(pool) => Pool::Postgres(pool),
+            Db::Postgres { pool, .. } => Pool::Postgres(pool),
         }
     }
 
@@ -219,7 +235,7 @@ impl Db {
                 reader.close().await;
                 writer.close().await;
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres { pool, .. } => pool.close().await,
         }
     }
 }
