@@ -87,7 +87,7 @@ impl Feed {
                 anyhow::anyhow!("reading the change feed took longer than {timeout:?}")
             })??;
         let listen = match db {
-            Db::Postgres { .. } => Some(
+            Db::Postgres(_) => Some(
                 PgConnectOptions::from_str(config.database_url().expose())?
                     .application_name("baton-listen"),
             ),

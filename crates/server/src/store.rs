@@ -57,11 +57,7 @@ pub enum Db {
         /// Rotations, committed in groups on the writer ([`rotation::group`]).
         rotations: rotation::group::GroupCommit,
     },
-    Postgres {
-        pool: PgPool,
-        /// Rotations, committed in groups ([`rotation::group`]).
-        rotations: rotation::group::GroupCommit,
-    },
+    Postgres(PgPool),
 }
 
 impl Db {
@@ -81,10 +77,7 @@ impl Db {
                 .connect_with(options)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            let rotations = rotation::group::GroupCommit::start(rotation::group::Writer::Postgres(
-                pool.clone(),
-            ));
-            Db::Postgres { pool, rotations }
+            Db::Postgres(pool)
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("invalid DATABASE_URL")?
@@ -118,9 +111,7 @@ impl Db {
                 .connect_with(options.read_only(true))
                 .await
                 .context("cannot open the SQLite database")?;
-            let rotations = rotation::group::GroupCommit::start(rotation::group::Writer::Sqlite(
-                writer.clone(),
-            ));
+            let rotations = rotation::group::GroupCommit::start(writer.clone());
             Db::Sqlite {
                 writer,
                 reader,
@@ -149,7 +140,7 @@ impl Db {
         }
         let url = config.database_url();
         match self {
-            Db::Postgres { .. } => {
+            Db::Postgres(_) => {
                 let options = PgConnectOptions::from_str(url.expose())
                     .context("invalid DATABASE_URL")?
                     .application_name("baton-feed")
@@ -158,12 +149,7 @@ impl Db {
                     .connect_with(options)
                     .await
                     .context("cannot connect to PostgreSQL for the change feed")?;
-                Ok(Db::Postgres {
-                    rotations: rotation::group::GroupCommit::start(
-                        rotation::group::Writer::Postgres(pool.clone()),
-                    ),
-                    pool,
-                })
+                Ok(Db::Postgres(pool))
             }
             Db::Sqlite { .. } => {
                 let options = SqliteConnectOptions::from_str(url.expose())
@@ -175,9 +161,7 @@ impl Db {
                     .await
                     .context("cannot open the SQLite database for the change feed")?;
                 Ok(Db::Sqlite {
-                    rotations: rotation::group::GroupCommit::start(
-                        rotation::group::Writer::Sqlite(pool.clone()),
-                    ),
+                    rotations: rotation::group::GroupCommit::start(pool.clone()),
                     writer: pool.clone(),
                     reader: pool,
                 })
@@ -193,7 +177,7 @@ impl Db {
                 .run(writer)
                 .await
                 .context("database migration failed")?,
-            Db::Postgres { pool, .. } => migrations::POSTGRES
+            Db::Postgres(pool) => migrations::POSTGRES
                 .migrator()
                 .await?
                 .run(pool)
@@ -207,7 +191,7 @@ impl Db {
     pub fn read(&self) -> Pool<'_> {
         match self {
             Db::Sqlite { reader, .. } => Pool::Sqlite(reader),
-            Db::Postgres { pool, .. } => Pool::Postgres(pool),
+            Db::Postgres(pool) => Pool::Postgres(pool),
         }
     }
 
@@ -216,7 +200,7 @@ impl Db {
     pub fn write(&self) -> Pool<'_> {
         match self {
             Db::Sqlite { writer, .. } => Pool::Sqlite(writer),
-            Db::Postgres { pool, .. } => Pool::Postgres(pool),
+            Db::Postgres(pool) => Pool::Postgres(pool),
         }
     }
 
@@ -235,7 +219,7 @@ impl Db {
                 reader.close().await;
                 writer.close().await;
             }
-            Db::Postgres { pool, .. } => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
         }
     }
 }

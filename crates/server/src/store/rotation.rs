@@ -49,9 +49,10 @@
 //! token's `created_at`, and a token of a newer generation also moves the session's
 //! `generation` to it and sets `rotated_at`. The SQLite statement here only inserts;
 //! the single writer connection runs it atomically, and its `WHERE` is the
-//! compare-and-swap. PostgreSQL has no trigger: its statement updates the session row
-//! itself, and the row lock of that `UPDATE` is the compare-and-swap. On both,
-//! rotations waiting commit together ([`group`]), each still its own compare-and-swap.
+//! compare-and-swap. Rotations waiting for the writer commit together ([`group`]),
+//! each statement still its own compare-and-swap. PostgreSQL has no trigger: its
+//! statement updates the session row itself, and the row lock of that `UPDATE` is the
+//! compare-and-swap.
 
 use super::pool::row;
 
@@ -312,9 +313,11 @@ async fn advance(
         bearer_allowed: presenter.bearer_allowed,
     };
     match db {
-        Db::Sqlite { rotations, .. } | Db::Postgres { rotations, .. } => {
-            Ok(rotations.advance(advance).await?)
-        }
+        Db::Sqlite { rotations, .. } => Ok(rotations.advance(advance).await?),
+        Db::Postgres(_) => Ok(db
+            .write()
+            .fetch_optional(ADVANCE_POSTGRES, &advance.args())
+            .await?),
     }
 }
 

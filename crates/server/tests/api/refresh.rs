@@ -347,23 +347,6 @@ async fn sqlite_users(n: usize) -> (TestApp, Vec<TokenPair>) {
     (app, pairs)
 }
 
-/// Each session's refresh answered with its own successor, rotated exactly once, and
-/// working on: what a group commit must leave as rotations one by one would.
-async fn each_rotated_once(app: &TestApp, responses: Vec<reqwest::Response>, pairs: &[TokenPair]) {
-    for (r, pair) in responses.into_iter().zip(pairs) {
-        assert_eq!(r.status(), StatusCode::OK);
-        let next: TokenPair = r.json().await.unwrap();
-        assert_eq!(next.session_id, pair.session_id, "each its own session");
-        assert_eq!(next.user.id, pair.user.id, "and its own user");
-        assert_eq!(
-            app.refresh_tokens_of_generation(pair.session_id, 1).await,
-            1
-        );
-        assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
-        app.refresh_ok(&next.refresh_token).await;
-    }
-}
-
 fn group_commit(app: &TestApp) -> &baton_server::store::rotation::group::GroupCommit {
     match &app.state.db {
         baton_server::store::Db::Sqlite { rotations, .. } => rotations,
@@ -378,54 +361,19 @@ async fn rotations_waiting_for_the_sqlite_writer_commit_together() {
     let refreshes = join_all(pairs.iter().map(|p| app.refresh(&p.refresh_token)));
     let responses = with_writer_held(&app, Duration::from_millis(800), refreshes).await;
     let transactions = group_commit(&app).transactions() - before;
-    each_rotated_once(&app, responses, &pairs).await;
-    // The first waits for the writer alone; the others queue behind it and go together.
-    assert!(
-        transactions <= 3,
-        "24 waiting rotations took {transactions} transactions"
-    );
-}
-
-/// On PostgreSQL too, rotations that wait commit together, each with its own outcome:
-/// here they wait for a lock on the sessions table that another transaction holds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotations_waiting_on_postgres_commit_together() {
-    use sqlx::Connection;
-    let Some(backend) = Backend::postgres().await else {
-        return;
-    };
-    let Backend::Postgres(url) = backend.clone() else {
-        unreachable!()
-    };
-    let app = spawn_app_with(backend, |c| {
-        c.limits.login_per_ip = 0;
-        c.limits.refresh_per_ip = 0;
-    })
-    .await;
-    let mut pairs = Vec::new();
-    for i in 0..24 {
-        pairs.push(app.signup(&format!("user{i}")).await);
+    for (r, pair) in responses.into_iter().zip(&pairs) {
+        assert_eq!(r.status(), StatusCode::OK);
+        let next: TokenPair = r.json().await.unwrap();
+        assert_eq!(next.session_id, pair.session_id, "each its own session");
+        assert_eq!(next.user.id, pair.user.id, "and its own user");
+        assert_eq!(
+            app.refresh_tokens_of_generation(pair.session_id, 1).await,
+            1
+        );
+        assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
+        app.refresh_ok(&next.refresh_token).await;
     }
-    let baton_server::store::Db::Postgres { rotations, .. } = &app.state.db else {
-        panic!("PostgreSQL");
-    };
-    let before = rotations.transactions();
-    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    // SHARE conflicts with the rotations' UPDATE, not with the reads before it.
-    sqlx::query("LOCK TABLE sessions IN SHARE MODE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let release = async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
-    };
-    let refreshes = join_all(pairs.iter().map(|p| app.refresh(&p.refresh_token)));
-    let (responses, ()) = tokio::join!(refreshes, release);
-    let transactions = rotations.transactions() - before;
-    each_rotated_once(&app, responses, &pairs).await;
-    // The first waits for the lock alone; the others queue behind it and go together.
+    // The first waits for the writer alone; the others queue behind it and go together.
     assert!(
         transactions <= 3,
         "24 waiting rotations took {transactions} transactions"

@@ -1,62 +1,27 @@
-//! Group commit of rotations. Every rotation is a write. SQLite has one writer: one at
-//! a time, each its own transaction, each answer handed back from sqlx's connection
-//! thread before the next rotation can take the connection. PostgreSQL takes them in
-//! parallel, but each is a round trip and a commit that waits for its WAL flush. Here a
-//! task of its own takes every rotation waiting (up to [`MAX_BATCH`]) and commits them
-//! together: on SQLite their statements in one transaction, as one multi-statement
-//! command on the connection thread (three hand-offs and one commit for the batch);
-//! on PostgreSQL one statement over arrays of the batch's values
-//! ([`ADVANCE_POSTGRES_BATCH`]: one round trip and one commit). Side by side on
-//! 2026-12-07 (durable PostgreSQL, 32 connections, 5 s runs alternating): 7,938 and
-//! 7,774 rotations/s against 4,911 and 4,886 one statement per rotation, p99 8 ms
-//! against 15 ms. With another process taking the cores the single task in flight
-//! suffers more than the parallel statements did (2,650 against 3,800/s in such a run).
+//! Group commit of rotations on SQLite. Every rotation is a write, and SQLite has one
+//! writer: one at a time, each its own transaction, each answer handed back from
+//! sqlx's connection thread before the next rotation can take the connection. Here a
+//! task of its own takes every rotation waiting (up to [`MAX_BATCH`]) and runs their
+//! statements in one transaction, as one multi-statement command on the connection
+//! thread: three hand-offs and one commit for the batch instead of per rotation.
 //!
-//! Nothing about a rotation's outcome changes. Each is still its own compare-and-swap:
-//! on SQLite the statements run in order in one transaction, so each sees the ones
-//! before it (two presentations of one token in a batch: the first rotates, the second
-//! finds the generation moved and changes nothing); on PostgreSQL an `UPDATE ... FROM`
-//! changes a session row at most once, so of two presentations of one session one
-//! advances it and the other gets no row. No answer leaves before the commit, so a
-//! rotation is as durable as it was alone. When the batch fails as a whole (an error
-//! rolls it back), each rotation runs again on its own, so that one's error stays its
-//! own. One batch is in flight per instance, so an instance's batches never wait for
-//! each other's row locks; batches of two instances that lock two sessions in opposite
-//! orders deadlock, PostgreSQL ends one of them after `deadlock_timeout`, and its
-//! rotations run again one by one.
+//! Nothing about a rotation's outcome changes. The statements run in order in one
+//! transaction, so each sees the ones before it and is still its own compare-and-swap
+//! (two presentations of one token in a batch: the first rotates, the second finds
+//! the generation moved and changes nothing). No answer leaves before the commit,
+//! so a rotation is as durable as it was alone (WAL, `synchronous=NORMAL`). When the
+//! batch fails as a whole (a statement's error rolls it back), each rotation runs again
+//! on its own, so that one's error stays its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures_util::TryStreamExt;
-use sqlx::{Either, FromRow, PgPool, Row as _, Sqlite, SqlitePool};
+use sqlx::{Either, FromRow, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Advanced, ADVANCE_ARGS, ADVANCE_POSTGRES, ADVANCE_SQLITE};
+use super::{Advanced, ADVANCE_ARGS, ADVANCE_SQLITE};
 use crate::store::pool::{arguments, Arg, Pool};
-
-/// Where the rotations commit: SQLite's one writer connection, or PostgreSQL's pool.
-#[derive(Clone, Debug)]
-pub enum Writer {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-impl Writer {
-    fn pool(&self) -> Pool<'_> {
-        match self {
-            Writer::Sqlite(pool) => Pool::Sqlite(pool),
-            Writer::Postgres(pool) => Pool::Postgres(pool),
-        }
-    }
-
-    fn statement(&self) -> &'static str {
-        match self {
-            Writer::Sqlite(_) => ADVANCE_SQLITE,
-            Writer::Postgres(_) => ADVANCE_POSTGRES,
-        }
-    }
-}
 
 /// Most rotations in one transaction. Each batch size has its own statement text, which
 /// sqlx prepares once and keeps in its per-connection cache (100 statements).
@@ -95,7 +60,7 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the committing task on `writer`; it ends when the last clone is dropped.
-    pub fn start(writer: Writer) -> Self {
+    pub fn start(writer: SqlitePool) -> Self {
         let (queue, mut waiting) = mpsc::unbounded_channel::<(Advance, Reply)>();
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();
@@ -125,7 +90,7 @@ impl GroupCommit {
 
 /// Runs a batch and answers each of its rotations; returns how many transactions it
 /// took.
-async fn commit(writer: &Writer, batch: Vec<(Advance, Reply)>) -> u64 {
+async fn commit(writer: &SqlitePool, batch: Vec<(Advance, Reply)>) -> u64 {
     // Alone, the statement is its own transaction, as without batching.
     let mut transactions = 0;
     if batch.len() > 1 {
@@ -145,108 +110,17 @@ async fn commit(writer: &Writer, batch: Vec<(Advance, Reply)>) -> u64 {
     }
     for (advance, reply) in batch {
         transactions += 1;
-        let row = writer
-            .pool()
-            .fetch_optional(writer.statement(), &advance.args())
+        let row = Pool::Sqlite(writer)
+            .fetch_optional(ADVANCE_SQLITE, &advance.args())
             .await;
         let _ = reply.send(row);
     }
     transactions
 }
 
-/// The batch's statements in one transaction: each statement's row, in order, or the
-/// error that rolled them all back.
+/// The batch's statements as one command in one transaction: each statement's row,
+/// in order, or the error that rolled them all back.
 async fn in_one_transaction(
-    writer: &Writer,
-    batch: &[(Advance, Reply)],
-) -> Result<Vec<Option<Advanced>>, sqlx::Error> {
-    match writer {
-        Writer::Sqlite(pool) => in_one_sqlite_command(pool, batch).await,
-        Writer::Postgres(pool) => in_one_postgres_transaction(pool, batch).await,
-    }
-}
-
-/// On PostgreSQL, the batch as one statement ([`ADVANCE_POSTGRES_BATCH`]): one round
-/// trip and one commit for all of it.
-async fn in_one_postgres_transaction(
-    pool: &PgPool,
-    batch: &[(Advance, Reply)],
-) -> Result<Vec<Option<Advanced>>, sqlx::Error> {
-    let advances = batch.iter().map(|(a, _)| a);
-    let found = sqlx::query(ADVANCE_POSTGRES_BATCH)
-        .bind(
-            advances
-                .clone()
-                .map(|a| a.successor_hash.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(advances.clone().map(|a| a.idle).collect::<Vec<_>>())
-        .bind(
-            advances
-                .clone()
-                .map(|a| a.presented_hash.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(advances.clone().map(|a| a.jkt.clone()).collect::<Vec<_>>())
-        .bind(
-            advances
-                .map(|a| i64::from(a.bearer_allowed))
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(pool)
-        .await?;
-    let mut rows: Vec<Option<Advanced>> = (0..batch.len()).map(|_| None).collect();
-    for row in found {
-        // Which rotation of the batch (from 1) the row answers.
-        let ord: i64 = row.try_get("ord")?;
-        let at = usize::try_from(ord - 1)
-            .ok()
-            .filter(|&at| at < batch.len() && rows[at].is_none())
-            .ok_or_else(|| {
-                sqlx::Error::Protocol(format!("a rotation batch returned ordinal {ord}"))
-            })?;
-        rows[at] = Some(Advanced::from_row(&row)?);
-    }
-    Ok(rows)
-}
-
-/// [`ADVANCE_POSTGRES`] for many rotations at once, their values as arrays in
-/// [`Advance::args`]'s order. `UPDATE ... FROM` changes a session row at most once,
-/// so of two rotations of one session in a batch one advances it and the other gets
-/// no row (it then finds its token just rotated, as it would have in turn). A
-/// concurrent rotation holds the session row until it commits; this statement then
-/// re-checks its condition against the new row, as the single one does.
-const ADVANCE_POSTGRES_BATCH: &str = concat!(
-    "WITH c AS (SELECT ",
-    db_now!(postgres),
-    " AS now),
-     input AS (
-        SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::text[], $5::bigint[])
-          WITH ORDINALITY AS i(successor_hash, idle, presented_hash, jkt, bearer_allowed, ord)),
-     advanced AS (
-        UPDATE sessions s
-           SET generation = s.generation + 1, rotated_at = c.now, last_used_at = c.now
-          FROM input i, refresh_tokens t, c, users u
-         WHERE t.token_hash = i.presented_hash AND s.id = t.session_id
-           AND s.generation = t.generation
-           AND s.revoked_at IS NULL AND t.expires_at > c.now AND s.expires_at > c.now
-           AND (s.dpop_jkt = i.jkt OR (s.dpop_jkt IS NULL AND i.bearer_allowed = 1))
-           AND u.id = s.user_id AND s.credential_version = u.credential_version
-        RETURNING i.ord, i.successor_hash, s.id, s.generation, s.user_id, s.dpop_jkt, c.now,
-                  LEAST(c.now + i.idle, s.expires_at) AS expires_at),
-     inserted AS (
-        INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
-        SELECT successor_hash, id, generation, now, expires_at FROM advanced
-        RETURNING session_id, created_at, expires_at)
-     SELECT a.ord, i.session_id, i.created_at, i.expires_at, u.id AS user_id, u.username,
-            u.created_at AS user_created_at, a.dpop_jkt
-       FROM inserted i
-       JOIN advanced a ON a.id = i.session_id
-       JOIN users u ON u.id = a.user_id"
-);
-
-/// On SQLite, the batch's statements as one command in one transaction.
-async fn in_one_sqlite_command(
     writer: &SqlitePool,
     batch: &[(Advance, Reply)],
 ) -> Result<Vec<Option<Advanced>>, sqlx::Error> {
