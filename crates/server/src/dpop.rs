@@ -207,10 +207,9 @@ impl Dpop {
 
     /// Every check of a proof but the replay check: one `DPoP` header, a well-formed
     /// proof ([`proof::parse`]), `htm`, `htu`, `ath` (`token`: the access token of a
-    /// resource call),
-    /// `iat`, a nonce of ours that is not from the future, the key (`bound`: the
-    /// thumbprint a bound token names), and the signature, which costs the most and
-    /// so comes last.
+    /// resource call), `iat`, a nonce of ours that is not from the future, the key
+    /// (`bound`: the thumbprint a bound token names), and the signature, which costs
+    /// the most and so comes last.
     async fn check(
         &self,
         target: &Target<'_>,

@@ -175,6 +175,18 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
+    /// A request that verifies `signer`'s good signature of `message`.
+    fn spawn_signed(
+        batches: &Ed25519Batches,
+        signer: &SigningKey,
+        message: String,
+    ) -> tokio::task::JoinHandle<bool> {
+        let batches = batches.clone();
+        let signature = signer.sign(message.as_bytes());
+        let key = signer.verifying_key();
+        tokio::spawn(async move { batches.verify(key, message.as_bytes(), signature).await })
+    }
+
     /// Many requests at once, some with a bad signature (wrong message, wrong key, a
     /// flipped bit): every good one is accepted and every bad one refused, however
     /// the batches fall.
@@ -279,15 +291,7 @@ mod tests {
         batches.0.queue.lock().verifiers = 1;
         let signer = key(3);
         let waiting: Vec<_> = (0..MAX_BATCH + 10)
-            .map(|i| {
-                let batches = batches.clone();
-                let message = format!("proof {i}");
-                let signature = signer.sign(message.as_bytes());
-                let key = signer.verifying_key();
-                tokio::spawn(
-                    async move { batches.verify(key, message.as_bytes(), signature).await },
-                )
-            })
+            .map(|i| spawn_signed(&batches, &signer, format!("proof {i}")))
             .collect();
         for task in waiting {
             assert!(task.await.unwrap());
@@ -298,15 +302,7 @@ mod tests {
         // With the limit reached, a full queue only waits.
         batches.0.queue.lock().verifiers = 2;
         let pending: Vec<_> = (0..MAX_BATCH)
-            .map(|i| {
-                let batches = batches.clone();
-                let message = format!("late {i}");
-                let signature = signer.sign(message.as_bytes());
-                let key = signer.verifying_key();
-                tokio::spawn(
-                    async move { batches.verify(key, message.as_bytes(), signature).await },
-                )
-            })
+            .map(|i| spawn_signed(&batches, &signer, format!("late {i}")))
             .collect();
         // Each turn of this scheduler runs a bounded number of tasks (61 in tokio
         // 1.x), so let them all reach the queue; none of them may start verifying.
