@@ -269,7 +269,7 @@ mod tests {
         }
         tokio::task::yield_now().await;
         assert_eq!(batches.0.queue.lock().jobs.len(), 20);
-        // The busy verifier finishes: what waits is verified in one batch.
+        // The one verifier finishes: what waits is verified in one batch.
         assert!(!batches.0.verify_next(), "nothing is left to verify");
         for (i, task) in waiting.into_iter().enumerate() {
             assert_eq!(task.await.unwrap(), i != 13, "request {i}");
